@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine with python3 and make:
+#   make demo   create/refresh .venv, install segflow, run the demo and write a report under out/
+#   make test   create/refresh .venv, install segflow with its test tools, run ruff and pytest
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean venv
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Reinstall when the project definition changes; editable, so code edits need no reinstall.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m segflow.demo --out out
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/classical.py
+
+clean:
+	rm -rf out .pytest_cache build

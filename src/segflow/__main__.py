@@ -1,0 +1,3 @@
+from segflow.cli.main import main
+
+main()

@@ -1,0 +1,259 @@
+"""Running a pipeline over files and folders, in parallel, with a progress bar.
+
+Per image ``<stem>`` it writes, under the output folder (mirroring the input's sub-folders):
+
+* ``<stem>_mask.png``      class ids as an indexed PNG with a palette (when a mask was made)
+* ``<stem>_instances.png`` object ids as a 16-bit PNG (when objects were labelled)
+* ``<stem>_regions.json``  threshold, notes and regions (label, bbox [x, y, w, h], area, centroid)
+* ``<stem>_overlay.png``   the mask/objects and boxes over the image, for people
+* ``<stem>_steps/NN_step.png`` every intermediate, with ``save_steps``
+
+An image that fails is reported with its reason; the others still finish. Every file is written
+atomically (temporary file, then rename), so an interrupted run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segflow.errors import SegflowError
+from segflow.io import list_images, read_image, write_ids, write_image, write_mask
+from segflow.ops.draw import draw_overlay, to_display_rgb
+from segflow.pipeline.spec import PipelineSpec
+from segflow.pipeline.steps import STEPS, State
+
+
+@dataclass
+class ImageResult:
+    """What one image produced (or why it failed)."""
+
+    input: str
+    ok: bool
+    outputs: list[str] = field(default_factory=list)
+    threshold: float | list[float] | None = None
+    regions: list[dict] | None = None
+    n_objects: int | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunReport:
+    pipeline: str
+    results: list[ImageResult]
+
+    @property
+    def failures(self) -> list[ImageResult]:
+        return [r for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict:
+        return {
+            "pipeline": self.pipeline,
+            "images": len(self.results),
+            "failed": len(self.failures),
+            "results": [r.to_dict() for r in self.results],
+        }
+
+
+def _save_step(image_dir: Path, i: int, name: str, state: State) -> Path:
+    p = image_dir / f"{i:02d}_{name}.png"
+    if state.labels is not None and name in ("label", "watershed", "slic"):
+        write_ids(p, state.labels.astype(np.uint16) if state.labels.max() <= 65535 else state.labels)
+    elif state.mask is not None and STEPS[name].makes and "mask" in STEPS[name].makes:
+        write_mask(p, state.mask)
+    else:
+        write_image(p, to_display_rgb(state.image))
+    return p
+
+
+def run_image(
+    spec: PipelineSpec,
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    stem: str | None = None,
+    save_steps: bool = False,
+    overlay: bool = True,
+    image: np.ndarray | None = None,
+) -> ImageResult:
+    """Run ``spec`` on one image and write its outputs. Raises ``SegflowError`` on bad input."""
+    t0 = time.perf_counter()
+    path = Path(path)
+    out_dir = Path(out_dir)
+    stem = stem or path.stem
+    img = read_image(path) if image is None else image
+    state = State(original=img, image=img)
+    outputs: list[Path] = []
+    for i, step in enumerate(spec.steps, start=1):
+        try:
+            STEPS[step.name].run(state, step.params)
+        except SegflowError as e:
+            raise SegflowError(f"{path}: step {i} ({step.name}): {e}") from None
+        if save_steps:
+            outputs.append(_save_step(out_dir / f"{stem}_steps", i, step.name, state))
+    if state.mask is not None:
+        outputs.append(write_mask(out_dir / f"{stem}_mask.png", state.mask))
+    if state.labels is not None:
+        ids = state.labels
+        if ids.max() > 65535:
+            state.notes.append(f"{int(ids.max())} objects exceed 16-bit ids; instances not written")
+        else:
+            outputs.append(write_ids(out_dir / f"{stem}_instances.png", ids))
+    regions = [r.to_dict() for r in state.regions] if state.regions is not None else None
+    if overlay:
+        boxes = [r["bbox"] for r in regions] if regions and state.overlay.get("boxes", True) else None
+        over = draw_overlay(
+            state.original,
+            None if state.labels is not None else state.mask,
+            labels=state.labels, boxes=boxes, alpha=state.overlay.get("alpha", 0.45),
+        )
+        outputs.append(write_image(out_dir / f"{stem}_overlay.png", over))
+        del over
+    n_obj = int(state.labels.max()) if state.labels is not None else None
+    summary = {
+        "input": str(path),
+        "pipeline": spec.name,
+        "size": [int(img.shape[1]), int(img.shape[0])],
+        "threshold": state.threshold,
+        "n_objects": n_obj,
+        "notes": state.notes,
+        "regions": regions or [],
+    }
+    rpath = out_dir / f"{stem}_regions.json"
+    rpath.parent.mkdir(parents=True, exist_ok=True)
+    tmp = rpath.with_name(f".{rpath.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(summary, indent=1))
+    os.replace(tmp, rpath)
+    outputs.append(rpath)
+    return ImageResult(
+        input=str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
+        regions=regions, n_objects=n_obj, notes=state.notes, seconds=time.perf_counter() - t0,
+    )
+
+
+def _safe_run(spec, path, out_dir, stem, save_steps, overlay) -> ImageResult:
+    t0 = time.perf_counter()
+    try:
+        return run_image(spec, path, out_dir, stem=stem, save_steps=save_steps, overlay=overlay)
+    except SegflowError as e:
+        msg = str(e)
+        return ImageResult(input=str(path), ok=False, error=msg if str(path) in msg else f"{path}: {msg}",
+                           seconds=time.perf_counter() - t0)
+    except MemoryError:
+        return ImageResult(input=str(path), ok=False,
+                           error=f"{path}: out of memory; lower --workers or the image size")
+    except Exception as e:  # a bug, not a user mistake: still finish the other images
+        return ImageResult(input=str(path), ok=False,
+                           error=f"{path}: internal error {type(e).__name__}: {e}",
+                           seconds=time.perf_counter() - t0)
+
+
+def _worker_init() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core; no thread oversubscription
+
+
+def _stems(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Output stems that mirror sub-folders of the inputs and never collide."""
+    roots = [Path(i) for i in inputs if Path(i).is_dir()]
+    stems, seen = [], set()
+    for p in paths:
+        rel = None
+        for r in roots:
+            try:
+                rel = p.relative_to(r).with_suffix("")
+                break
+            except ValueError:
+                continue
+        s = str(rel) if rel is not None else p.stem
+        base, n = s, 1
+        while s in seen:
+            n += 1
+            s = f"{base}_{n}"
+        seen.add(s)
+        stems.append(s)
+    return stems
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    workers: int = 1,
+    save_steps: bool = False,
+    overlay: bool = True,
+    progress: bool = True,
+    on_result: Callable[[ImageResult], None] | None = None,
+) -> RunReport:
+    """Run a pipeline over images and folders (recursively).
+
+    ``workers > 1`` runs images in that many processes. Returns every image's result; failed
+    images carry an ``error`` and never stop the others. A ``run.json`` summary is written.
+    """
+    paths = list_images(inputs)
+    if not paths:
+        raise SegflowError(f"no images found in {', '.join(map(str, inputs))}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stems = _stems(paths, inputs)
+    results: list[ImageResult | None] = [None] * len(paths)
+    workers = max(1, min(int(workers), len(paths)))
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task(spec.name, total=len(paths))
+
+        def done(i: int, r: ImageResult) -> None:
+            results[i] = r
+            bar.advance(task)
+            if on_result:
+                on_result(r)
+
+        if workers == 1:
+            for i, (p, s) in enumerate(zip(paths, stems)):
+                done(i, _safe_run(spec, p, out, s, save_steps, overlay))
+        else:
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload(["segflow.pipeline.runner"])
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+                futs = {pool.submit(_safe_run, spec, p, out, s, save_steps, overlay): i
+                        for i, (p, s) in enumerate(zip(paths, stems))}
+                for f in as_completed(futs):
+                    i = futs[f]
+                    try:
+                        r = f.result()
+                    except Exception as e:  # the worker died (e.g. killed for memory)
+                        r = ImageResult(input=str(paths[i]), ok=False,
+                                        error=f"{paths[i]}: worker failed ({type(e).__name__}: {e})")
+                    done(i, r)
+    report = RunReport(spec.name, [r for r in results if r is not None])
+    summary = out / "run.json"
+    tmp = summary.with_name(".run.json.tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=1))
+    os.replace(tmp, summary)
+    return report

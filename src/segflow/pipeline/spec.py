@@ -1,0 +1,145 @@
+"""Pipeline files: YAML or JSON, an ordered list of steps, validated before any image is read.
+
+Accepted shapes::
+
+    name: coins                # optional
+    steps:
+      - blur: {method: gaussian, sigma: 2}
+      - threshold: {method: otsu}
+      - label                  # a bare name means default parameters
+
+or just the list. A wrong step or parameter is reported with the file, the step's position
+and name, the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from segflow.errors import ConfigError
+from segflow.pipeline.steps import PRODUCERS, STEPS, Params
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    params: Params
+
+    def to_dict(self) -> dict:
+        return {self.name: self.params.model_dump()}
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    steps: tuple[Step, ...]
+    source: str = "<pipeline>"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "steps": [s.to_dict() for s in self.steps]}
+
+
+def _allowed(model: type[Params], field: str) -> str:
+    info = model.model_fields.get(field)
+    if info is None:
+        return "allowed fields: " + (", ".join(model.model_fields) or "none")
+    ann = info.annotation
+    args = getattr(ann, "__args__", None)
+    if args and all(isinstance(a, (str, int)) for a in args):
+        return "allowed values: " + ", ".join(map(str, args))
+    return f"expected {getattr(ann, '__name__', str(ann).replace('typing.', ''))}"
+
+
+def _parse_step(raw: Any, i: int, where: str) -> Step:
+    if isinstance(raw, str):
+        name, params = raw, {}
+    elif isinstance(raw, dict) and "step" in raw:
+        params = {k: v for k, v in raw.items() if k != "step"}
+        name = raw["step"]
+    elif isinstance(raw, dict) and len(raw) == 1:
+        (name, params), = raw.items()
+        params = {} if params is None else params
+    else:
+        raise ConfigError(
+            f"{where}: step {i}: write a step as 'name' or 'name: {{param: value}}', got {raw!r}"
+        )
+    if name not in STEPS:
+        raise ConfigError(
+            f"{where}: step {i}: unknown step {name!r}; allowed steps: {', '.join(STEPS)}"
+        )
+    if not isinstance(params, dict):
+        raise ConfigError(f"{where}: step {i} ({name}): parameters must be a mapping, got {params!r}")
+    model = STEPS[name].params
+    try:
+        return Step(name, model.model_validate(params))
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(parameters)"
+        top = str(err["loc"][0]) if err["loc"] else ""
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown parameter {field!r}; {_allowed(model, '')}"
+        else:
+            msg = f"{field}: {err['msg']} (got {err.get('input')!r}); {_allowed(model, top)}"
+        raise ConfigError(f"{where}: step {i} ({name}): {msg}") from None
+
+
+def _check_order(steps: list[Step], where: str) -> None:
+    have: set[str] = set()
+    for i, s in enumerate(steps, start=1):
+        d = STEPS[s.name]
+        for need in d.needs:
+            if need not in have:
+                raise ConfigError(
+                    f"{where}: step {i} ({s.name}) needs a {need}; put one of "
+                    f"{', '.join(PRODUCERS[need])} before it"
+                )
+        if "mask" in d.makes and "mask" not in d.needs:
+            have.discard("labels")
+            have.discard("regions")
+        have.update(d.makes)
+        if "labels" in d.makes:
+            have.add("mask")
+
+
+def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = None) -> PipelineSpec:
+    """Validate a pipeline given as Python data (the parsed YAML/JSON)."""
+    if isinstance(data, dict):
+        unknown = set(data) - {"name", "description", "steps"}
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+                "allowed: name, description, steps"
+            )
+        name = data.get("name", name)
+        data = data.get("steps")
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"{source}: expected a non-empty list of steps under 'steps:'")
+    steps = [_parse_step(raw, i, source) for i, raw in enumerate(data, start=1)]
+    _check_order(steps, source)
+    return PipelineSpec(name or Path(source).stem, tuple(steps), source)
+
+
+def load_pipeline(path: str | Path) -> PipelineSpec:
+    """Read and validate a pipeline file (``.yaml``, ``.yml`` or ``.json``)."""
+    p = Path(path)
+    if not p.is_file():
+        builtin = Path(__file__).resolve().parents[3] / "pipelines" / f"{p.name}.yaml"
+        if not p.suffix and builtin.is_file():
+            p = builtin
+        else:
+            raise ConfigError(f"{path}: no such pipeline file; check the path")
+    text = p.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}{where}: "
+                          f"{str(e).splitlines()[0]}") from None
+    return parse_pipeline(data, source=str(p))
