@@ -50,3 +50,9 @@ def parse_extra_params(args: list[str]) -> dict[str, Any]:
             out[key] = True
             i += 1
     return out
+
+
+def error_line(msg: str, prefix: str = "error") -> None:
+    """One plain line on stderr (no wrapping, no markup), as scripts and people both want."""
+    sys.stderr.write(f"{prefix}: {' '.join(str(msg).split())}\n")
+    sys.stderr.flush()

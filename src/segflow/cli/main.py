@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import typer
 
 from segflow import __version__
-from segflow.cli._common import console, emit_json, parse_extra_params
+from segflow.cli._common import console, emit_json, error_line, parse_extra_params
 from segflow.errors import SegflowError
 
 app = typer.Typer(
@@ -85,7 +86,7 @@ def inspect(
             out.print(f"{r['path']}: try pipelines/{r['suggestion']}.yaml — {r['reason']}",
                       highlight=False)
         for e in errors:
-            console.print(f"[red]error:[/red] {e}", highlight=False)
+            error_line(e)
     if errors:
         raise typer.Exit(1)
 
@@ -124,7 +125,7 @@ def run(
         ok = len(report.results) - len(report.failures)
         console.print(f"{spec.name}: {ok} image(s) done, {len(report.failures)} failed -> {out}")
     for r in report.failures:
-        console.print(f"[red]failed:[/red] {r.error}", highlight=False)
+        error_line(r.error, "failed")
     if report.failures:
         raise typer.Exit(1)
 
@@ -192,9 +193,10 @@ def segment(
 def main() -> None:
     """Entry point: run the app, turning SegflowError into one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        rv = app(standalone_mode=False)
+        sys.exit(rv if isinstance(rv, int) else 0)
     except SegflowError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        error_line(e)
         sys.exit(e.exit_code)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -204,14 +206,15 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted; files already written are complete")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:
+        if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors from Typer's click
             e.show()
             sys.exit(e.exit_code)
-        raise
-
+        if os.environ.get("SEGFLOW_DEBUG"):
+            raise
+        error_line(f"{type(e).__name__}: {e} (a bug in segflow: rerun with SEGFLOW_DEBUG=1 "
+                   "for the traceback and report it)", "internal error")
+        sys.exit(1)
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,7 @@ def draw_overlay(
     *,
     labels: np.ndarray | None = None,
     boxes: list[list[int]] | None = None,
-    alpha: float = 0.45,
+    alpha: float = 0.5,
     palette: np.ndarray | None = None,
     box_color: tuple[int, int, int] = (255, 255, 0),
     thickness: int = 2,
@@ -55,6 +55,8 @@ def draw_overlay(
         ``(H, W, 3)`` uint8 RGB.
     """
     rgb = to_display_rgb(image)
+    if np.shares_memory(rgb, image) or not rgb.flags.writeable:
+        rgb = rgb.copy()  # never draw on the caller's array
     ids = labels if labels is not None else mask
     if ids is not None:
         pal = default_palette() if palette is None else np.asarray(palette, np.uint8)

@@ -89,6 +89,9 @@ def _parse_step(raw: Any, i: int, where: str) -> Step:
         raise ConfigError(f"{where}: step {i} ({name}): {msg}") from None
 
 
+_NEED_WORDS = {"mask": "a mask", "labels": "labelled objects", "regions": "regions"}
+
+
 def _check_order(steps: list[Step], where: str) -> None:
     have: set[str] = set()
     for i, s in enumerate(steps, start=1):
@@ -96,7 +99,7 @@ def _check_order(steps: list[Step], where: str) -> None:
         for need in d.needs:
             if need not in have:
                 raise ConfigError(
-                    f"{where}: step {i} ({s.name}) needs a {need}; put one of "
+                    f"{where}: step {i} ({s.name}) needs {_NEED_WORDS[need]}; put one of "
                     f"{', '.join(PRODUCERS[need])} before it"
                 )
         if "mask" in d.makes and "mask" not in d.needs:

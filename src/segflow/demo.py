@@ -1,0 +1,159 @@
+"""``make demo``: the main job on built-in data, with an HTML report.
+
+Runs the example pipelines on scikit-image's bundled sample images (no download) and on a
+generated image of touching cells, characterises every image with ``inspect``, and writes
+``out/report.html`` with the overlays, thresholds and region counts.
+
+Run it as ``python -m segflow.demo --out out`` (``make demo`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from segflow import __version__
+from segflow.inspect import characterise
+from segflow.io import write_image
+from segflow.pipeline import load_pipeline, run_pipeline
+from segflow.report import relpath, write_report
+
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+
+#: sample image -> pipeline that suits it
+JOBS = {
+    "coins": "coins",
+    "blobs": "objects",
+    "camera": "otsu",
+    "page": "document",
+    "astronaut": "kmeans",
+    "coffee": "kmeans",
+    "chelsea": "kmeans",
+    "cells": "cells",
+    "moon": "otsu",
+}
+
+
+def touching_cells(size: int = 384, n: int = 45, seed: int = 0) -> np.ndarray:
+    """A fluorescence-like image of round cells, many touching: blurred discs plus noise."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = np.zeros((size, size), np.float32)
+    for _ in range(n):
+        r = rng.uniform(14, 24)
+        cx, cy = rng.uniform(r, size - r, 2)
+        cv2.circle(img, (int(cx), int(cy)), int(r), float(rng.uniform(0.6, 1.0)), -1, cv2.LINE_AA)
+    img = cv2.GaussianBlur(np.minimum(img, 1.0), (0, 0), 1.5)
+    img = 0.1 + 0.8 * img + rng.normal(0, 0.04, img.shape).astype(np.float32)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def blobs(size: int = 384, seed: int = 1) -> np.ndarray:
+    """Bright blobs on a dark background (scikit-image's binary_blobs), blurred and noisy."""
+    import cv2
+    from skimage.data import binary_blobs
+
+    rng = np.random.default_rng(seed)
+    b = binary_blobs(size, blob_size_fraction=0.06, volume_fraction=0.25, rng=seed)
+    img = cv2.GaussianBlur(b.astype(np.float32), (0, 0), 2.0) * 150 + 50
+    return np.clip(img + rng.normal(0, 12, img.shape), 0, 255).astype(np.uint8)
+
+
+def sample_images() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    imgs = {name: getattr(data, name)() for name in JOBS if name not in ("cells", "blobs")}
+    imgs["cells"] = touching_cells()
+    imgs["blobs"] = blobs()
+    return imgs
+
+
+def _fmt_thr(t) -> str:
+    if t is None:
+        return "local (adaptive)"
+    if isinstance(t, list):
+        return ", ".join(f"{v:g}" for v in t)
+    return f"{t:g}"
+
+
+def run_demo(out: Path, *, workers: int = 2) -> Path:
+    """Run the demo into ``out`` and return the report's path."""
+    out = Path(out)
+    images_dir = out / "images"
+    imgs = sample_images()
+    paths = {n: write_image(images_dir / f"{n}.png", im) for n, im in imgs.items()}
+
+    chars = {n: characterise(im, str(paths[n])) for n, im in imgs.items()}
+    rows = [[n, f"{c.width}x{c.height}", c.dtype, c.channels, f"{c.brightness:.0f}",
+             f"{c.contrast:.1f}", f"{c.noise:.2f}", f"{c.sharpness:.0f}", f"{c.bimodality:.2f}",
+             c.suggestion, c.reason] for n, c in chars.items()]
+
+    cards, failures = [], []
+    by_pipeline: dict[str, list[str]] = {}
+    for n, p in JOBS.items():
+        by_pipeline.setdefault(p, []).append(n)
+    t0 = time.perf_counter()
+    for pipe, names in by_pipeline.items():
+        spec = load_pipeline(PIPELINES / f"{pipe}.yaml")
+        rep = run_pipeline(spec, [paths[n] for n in names], out / pipe, workers=workers,
+                           progress=sys.stderr.isatty())
+        for r in rep.results:
+            name = Path(r.input).stem
+            if not r.ok:
+                failures.append(r.error)
+                continue
+            overlay = out / pipe / f"{name}_overlay.png"
+            facts = [("pipeline", f"pipelines/{pipe}.yaml: " + " → ".join(s.name for s in spec.steps)),
+                     ("threshold", _fmt_thr(r.threshold))]
+            if r.n_objects is not None:
+                facts.append(("objects", r.n_objects))
+                if r.regions:
+                    areas = [g["area"] for g in r.regions]
+                    facts.append(("area (px)", f"median {int(np.median(areas))}, "
+                                                f"range {min(areas)}–{max(areas)}"))
+            facts += [(k, v) for k, v in (("notes", "; ".join(r.notes)),) if v]
+            facts.append(("time", f"{r.seconds:.2f} s"))
+            cards.append({
+                "title": name, "subtitle": f"suggested: {chars[name].suggestion}",
+                "images": [{"src": relpath(paths[name], out), "caption": "input"},
+                           {"src": relpath(overlay, out), "caption": "segmentation"}],
+                "facts": facts,
+            })
+    elapsed = time.perf_counter() - t0
+    sections = [
+        {"title": "Segmentations", "cards": cards,
+         "text": f"{len(cards)} images through {len(by_pipeline)} example pipelines in "
+                 f"{elapsed:.1f} s ({workers} workers). Masks, instance ids, regions JSON and "
+                 "overlays are in the sub-folders named after each pipeline.",
+         "failures": failures},
+        {"title": "Image characteristics (segflow inspect)",
+         "table": {"header": ["image", "size", "dtype", "ch", "brightness", "contrast", "noise σ",
+                              "sharpness", "bimodality η", "suggested", "because"],
+                   "rows": rows}},
+    ]
+    return write_report(
+        out / "report.html", "report.html", title="segflow demo",
+        subtitle="Classical segmentation of scikit-image's sample images and generated cells",
+        sections=sections, version=__version__,
+        made=_dt.datetime.now().isoformat(timespec="seconds"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m segflow.demo", description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="out", help="output folder (default: out)")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args(argv)
+    report = run_demo(Path(args.out), workers=args.workers)
+    print(f"report: {report.resolve()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
