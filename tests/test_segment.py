@@ -106,3 +106,36 @@ def test_segmenter_bad_params(samples):
         kmeans(samples["camera"], k=0)
     with pytest.raises(ParameterError, match="outside"):
         grabcut(samples["astronaut"], [600, 600, 10, 10])
+
+
+def test_box_lloyd_is_exact_lloyd():
+    """Box-filtered Lloyd: labels are the true nearest centres, inertia the true objective."""
+    from segflow.segment._lloyd import lloyd
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(m, 0.08, (4000, 3)) for m in (0.2, 0.5, 0.8)]).astype(np.float32)
+    w = rng.integers(1, 4, len(x)).astype(np.float64)
+    r = lloyd(x, 3, weights=w, seed=0)
+    d = ((x[:, None, :].astype(np.float64) - r.centers[None]) ** 2).sum(-1)
+    assert np.array_equal(r.labels, d.argmin(1))
+    assert np.isclose(r.inertia, (w * d.min(1)).sum(), rtol=1e-6)
+    ref = KMeans(3, n_init=3, random_state=0).fit(x, sample_weight=w)
+    assert r.inertia <= ref.inertia_ * 1.005
+    # Centres are the weighted means of their points (a Lloyd fixed point, up to tolerance).
+    for j in range(3):
+        m = np.average(x[r.labels == j], axis=0, weights=w[r.labels == j])
+        assert np.allclose(m, r.centers[j], atol=1e-3)
+
+
+def test_uint8_box_statistics_equal_the_generic_ones(samples):
+    """The integer-histogram shortcut for 8-bit colours gives the same box sums exactly."""
+    from segflow.segment._lloyd import summarize
+    from segflow.segment.kmeans import _uint8_boxes
+
+    pix = samples["chelsea"].reshape(-1, 3)
+    fast = _uint8_boxes(pix)
+    grid = ((pix[:, 0] >> 2).astype(np.int32) << 12 | (pix[:, 1] >> 2).astype(np.int32) << 6
+            | (pix[:, 2] >> 2))
+    ref = summarize(_features(pix, "rgb"), grid=(grid, np.zeros(3), np.full(3, 4 / 255), 64))
+    assert np.array_equal(fast.ids, ref.ids) and np.array_equal(fast.cnt, ref.cnt)
+    assert np.allclose(fast.sums, ref.sums, rtol=1e-6) and np.allclose(fast.sqs, ref.sqs, rtol=1e-6)

@@ -31,11 +31,17 @@ def check_image(image: np.ndarray, name: str = "image", *, gray: bool = False) -
     return arr
 
 
-def check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
-    """A 2-D binary mask as uint8 0/1."""
+def check_mask(mask: np.ndarray, name: str = "mask", *, nonzero_ok: bool = False) -> np.ndarray:
+    """A 2-D binary mask as uint8 0/1.
+
+    With ``nonzero_ok`` a uint8 mask is returned as it is (no copy), for callers such as
+    OpenCV's connected components that read any non-zero value as foreground.
+    """
     arr = np.asarray(mask)
     if arr.ndim != 2:
         raise ParameterError(f"{name}: expected a 2-D mask, got shape {arr.shape}")
+    if nonzero_ok and arr.dtype == np.uint8:
+        return arr
     if arr.dtype == bool:
         return arr.view(np.uint8)
     return (arr != 0).view(np.uint8)

@@ -60,21 +60,21 @@ def draw_overlay(
     ids = labels if labels is not None else mask
     if ids is not None:
         pal = default_palette() if palette is None else np.asarray(palette, np.uint8)
-        if labels is not None:
-            # Object ids cycle through the palette, skipping black.
-            lut_idx = lambda a: np.where(a == 0, 0, (a - 1) % 255 + 1)  # noqa: E731
-        else:
-            lut_idx = lambda a: np.minimum(a, len(pal) - 1)  # noqa: E731
-        a16 = int(round(alpha * 256))
+        lut = np.zeros((256, 1, 3), np.uint8)
+        lut[: min(len(pal), 256), 0] = pal[:256]
         for r0 in range(0, rgb.shape[0], _BAND):
             band = rgb[r0:r0 + _BAND]
-            idx = lut_idx(np.asarray(ids[r0:r0 + _BAND]))
-            fg = idx > 0
+            a = np.asarray(ids[r0:r0 + _BAND])
+            if labels is not None:  # object ids cycle through colours 1..255, skipping black
+                idx = np.where(a > 0, (a - 1) % 255 + 1, 0).astype(np.uint8)
+            else:
+                idx = np.minimum(a, 255).astype(np.uint8, copy=False)
+            fg = (idx > 0).view(np.uint8)
             if not fg.any():
                 continue
-            col = pal[idx[fg]].astype(np.uint16)
-            px = band[fg].astype(np.uint16)
-            band[fg] = ((px * (256 - a16) + col * a16) >> 8).astype(np.uint8)
+            colour = cv2.LUT(cv2.merge([idx, idx, idx]), lut)
+            blend = cv2.addWeighted(band, 1.0 - alpha, colour, alpha, 0.0)
+            cv2.copyTo(blend, fg, band)
     for i, b in enumerate(boxes or []):
         x, y, w, h = (int(v) for v in b[:4])
         cv2.rectangle(rgb, (x, y), (x + w - 1, y + h - 1), box_color, thickness)

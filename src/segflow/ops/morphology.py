@@ -58,7 +58,7 @@ def remove_small_objects(
         raise ParameterError(f"remove_small_objects: connectivity must be 4 or 8, got {connectivity}")
     if min_size < 0:
         raise ParameterError(f"remove_small_objects: min_size must be >= 0, got {min_size}")
-    m = check_mask(mask)
+    m = check_mask(mask, nonzero_ok=True)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=connectivity,
                                                            ltype=cv2.CV_32S)
     keep = stats[:, cv2.CC_STAT_AREA] >= min_size

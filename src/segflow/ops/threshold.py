@@ -39,6 +39,11 @@ class ThresholdResult:
     threshold: float | list[float] | None
 
 
+def _not_constant(arr: np.ndarray) -> bool:
+    lo, hi, _, _ = cv2.minMaxLoc(arr)  # one pass, faster than NumPy's min() and max()
+    return lo != hi
+
+
 def threshold_value(image: np.ndarray, method: str = "otsu", *, classes: int = 3):
     """The automatic threshold level of a grey image.
 
@@ -140,7 +145,7 @@ def threshold(
         if value is None:
             raise ParameterError("threshold: method 'fixed' needs a value, e.g. value: 128")
         t = float(value)
-    elif method == "otsu" and arr.dtype == np.uint8 and arr.min() != arr.max():
+    elif method == "otsu" and arr.dtype == np.uint8 and _not_constant(arr):
         # One OpenCV call computes the level and applies it.
         tt = cv2.THRESH_BINARY_INV if invert else cv2.THRESH_BINARY
         t, mask = cv2.threshold(arr, 0, 1, tt | cv2.THRESH_OTSU)

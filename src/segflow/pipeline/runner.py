@@ -19,7 +19,7 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -104,6 +104,7 @@ def run_image(
             raise SegflowError(f"{path}: step {i} ({step.name}): {e}") from None
         if save_steps:
             outputs.append(_save_step(out_dir / f"{stem}_steps", i, step.name, state))
+    state.image = None  # the working image is done with: free it before writing outputs
     if state.mask is not None:
         outputs.append(write_mask(out_dir / f"{stem}_mask.png", state.mask))
     if state.labels is not None:
@@ -115,11 +116,7 @@ def run_image(
     regions = [r.to_dict() for r in state.regions] if state.regions is not None else None
     if overlay:
         boxes = [r["bbox"] for r in regions] if regions and state.overlay.get("boxes", True) else None
-        over = draw_overlay(
-            state.original,
-            None if state.labels is not None else state.mask,
-            labels=state.labels, boxes=boxes, alpha=state.overlay.get("alpha", 0.45),
-        )
+        over = _overlay(state, boxes)
         outputs.append(write_image(out_dir / f"{stem}_overlay.png", over))
         del over
     n_obj = int(state.labels.max()) if state.labels is not None else None
@@ -142,6 +139,31 @@ def run_image(
         input=str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
         regions=regions, n_objects=n_obj, notes=state.notes, seconds=time.perf_counter() - t0,
     )
+
+
+#: Overlays of images larger than this are written at reduced size (a preview for people; the
+#: masks keep full resolution). 16 MP keeps a 100 MP run well under 8 bytes per pixel.
+OVERLAY_MAX_PIXELS = 16_000_000
+
+
+def _overlay(state: State, boxes) -> np.ndarray:
+    import cv2
+
+    img, mask, labels = state.original, state.mask, state.labels
+    h, w = img.shape[:2]
+    scale = min(1.0, (OVERLAY_MAX_PIXELS / (h * w)) ** 0.5)
+    if scale < 1.0:
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        if labels is not None:
+            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+        elif mask is not None:
+            mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        if boxes:
+            boxes = [[int(round(v * scale)) for v in b] for b in boxes]
+        state.notes.append(f"overlay written at {scale:.2f} of full size (preview)")
+    return draw_overlay(img, None if labels is not None else mask, labels=labels, boxes=boxes,
+                        alpha=state.overlay.get("alpha", 0.5))
 
 
 def _safe_run(spec, path, out_dir, stem, save_steps, overlay) -> ImageResult:
@@ -187,6 +209,48 @@ def _stems(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[s
         seen.add(s)
         stems.append(s)
     return stems
+
+
+def _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done) -> None:
+    """``workers - 1`` processes plus this one, pulling images from one queue.
+
+    This process works too, so images are processed while the pool starts (about half a
+    second) and no core waits on a mostly idle parent.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    import cv2
+
+    ctx = mp.get_context("forkserver")  # no fork of a process that may hold OpenCV threads
+    ctx.set_forkserver_preload(["segflow.pipeline.runner"])
+    todo = list(range(len(paths)))[::-1]
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        with ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_worker_init) as pool:
+            inflight: dict = {}
+            while todo or inflight:
+                # Keep the pool's queue short, so this process can take the rest.
+                while todo and len(inflight) < 2 * (workers - 1):
+                    i = todo.pop()
+                    inflight[pool.submit(_safe_run, spec, paths[i], out, stems[i], save_steps,
+                                         overlay)] = i
+                if todo:
+                    i = todo.pop()
+                    done(i, _safe_run(spec, paths[i], out, stems[i], save_steps, overlay))
+                    finished = [f for f in inflight if f.done()]
+                else:
+                    finished = wait(inflight, return_when=FIRST_COMPLETED).done
+                for f in finished:
+                    i = inflight.pop(f)
+                    try:
+                        r = f.result()
+                    except Exception as e:  # the worker died (e.g. killed for memory)
+                        r = ImageResult(input=str(paths[i]), ok=False,
+                                        error=f"{paths[i]}: worker failed ({type(e).__name__}: {e})")
+                    done(i, r)
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def run_pipeline(
@@ -238,19 +302,7 @@ def run_pipeline(
             for i, (p, s) in enumerate(zip(paths, stems)):
                 done(i, _safe_run(spec, p, out, s, save_steps, overlay))
         else:
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload(["segflow.pipeline.runner"])
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
-                futs = {pool.submit(_safe_run, spec, p, out, s, save_steps, overlay): i
-                        for i, (p, s) in enumerate(zip(paths, stems))}
-                for f in as_completed(futs):
-                    i = futs[f]
-                    try:
-                        r = f.result()
-                    except Exception as e:  # the worker died (e.g. killed for memory)
-                        r = ImageResult(input=str(paths[i]), ok=False,
-                                        error=f"{paths[i]}: worker failed ({type(e).__name__}: {e})")
-                    done(i, r)
+            _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done)
     report = RunReport(spec.name, [r for r in results if r is not None])
     summary = out / "run.json"
     tmp = summary.with_name(".run.json.tmp")

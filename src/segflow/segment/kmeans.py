@@ -1,14 +1,12 @@
 """k-means colour clustering that optimises the exact all-pixel objective, fast.
 
-Many pixels of a photo share a colour: a 1920x1080 photo has ~2 M pixels but typically a few
-hundred thousand distinct RGB triples. k-means on all pixels and *weighted* k-means on the
-distinct colours (each weighted by its pixel count) have the same objective,
-``sum_pixels ||x - c(x)||^2``, the same minimisers and the same inertia, so we cluster the
-distinct colours with scikit-learn's ``KMeans(sample_weight=counts)`` and map the result back
-through the inverse index. No pixel is dropped or approximated.
+Clustering runs on **every pixel**: exact Lloyd iterations (:mod:`segflow.segment._lloyd`)
+where pixels are grouped in small boxes of colour space and a whole box is assigned at once
+when it lies inside one Voronoi cell. The objective is scikit-learn's on all pixels,
+``sum_pixels ||x - c(x)||^2``, and the reported inertia is its exact value. Initial centres
+come from weighted k-means++ (scikit-learn) on the box means, best of ``n_init``.
 
-With ``spatial_weight > 0`` the pixel coordinates join the features, every pixel becomes
-distinct and we cluster all pixels directly.
+With ``spatial_weight > 0`` the pixel coordinates join the colour features (5-D boxes).
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from sklearn.cluster import KMeans
 
 from segflow.errors import ParameterError
 from segflow.ops._checks import check_image
+from segflow.segment._lloyd import Boxes, _compact, lloyd, summarize
 
 
 @dataclass(frozen=True)
@@ -36,35 +35,42 @@ class KMeansResult:
     k: int
 
 
-def _distinct(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct rows of an ``(N, C)`` array with counts and the inverse index."""
-    if pixels.dtype == np.uint8 and pixels.shape[1] <= 3:
-        # Pack up to 3 bytes into one int and count with bincount (linear time, no sort).
-        code = np.zeros(pixels.shape[0], np.int32)
-        for c in range(pixels.shape[1]):
-            code <<= 8
-            code |= pixels[:, c]
-        counts = np.bincount(code, minlength=1 << (8 * pixels.shape[1]))
-        present = np.flatnonzero(counts)
-        lut = np.zeros(counts.shape[0], np.int32)
-        lut[present] = np.arange(present.size, dtype=np.int32)
-        inverse = lut[code]
-        uniq = np.empty((present.size, pixels.shape[1]), np.uint8)
-        for c in range(pixels.shape[1] - 1, -1, -1):
-            uniq[:, c] = present & 0xFF
-            present = present >> 8
-        return uniq, counts[np.flatnonzero(counts)], inverse
-    uniq, inverse, counts = np.unique(pixels, axis=0, return_inverse=True, return_counts=True)
-    return uniq, counts, inverse.ravel()
+def _uint8_boxes(pix: np.ndarray) -> Boxes:
+    """Box statistics of 8-bit RGB pixels, exactly and fast (features are ``value / 255``).
+
+    Boxes are 4 levels wide per channel (64 per axis). A value is ``v = 4 d + l`` (``d`` the
+    box digit, ``l`` in 0..3), so the count, sum and sum of squares of a box follow from the
+    counts of each low part ``l`` per box and channel: three integer histograms instead of
+    four weighted ones over all pixels.
+    """
+    hi = [(pix[:, c] >> 2).astype(np.int32) for c in range(3)]
+    grid_id = (hi[0] << 12) | (hi[1] << 6) | hi[2]
+    ids, q = _compact(grid_id, 64**3)
+    nb = len(ids)
+    cnt = np.bincount(q, minlength=nb).astype(np.float64)
+    digits = np.stack([(ids >> s) & 63 for s in (12, 6, 0)], 1).astype(np.float64)
+    low = np.arange(4, dtype=np.float64)
+    sums = np.empty((nb, 3))
+    sqs = np.zeros(nb)
+    for c in range(3):
+        n_l = np.bincount(q * 4 + (pix[:, c] & 3), minlength=4 * nb).reshape(nb, 4)
+        s1 = n_l @ low  # sum of the low parts
+        s2 = n_l @ (low * low)  # sum of their squares
+        d = digits[:, c]
+        sums[:, c] = 4 * d * cnt + s1
+        sqs += 16 * d * d * cnt + 8 * d * s1 + s2
+    scale = 1.0 / 255.0
+    return Boxes(q, ids, cnt, sums * scale, sqs * scale * scale, np.zeros(3),
+                 np.full(3, 4 * scale), 64)
 
 
 def _features(colours: np.ndarray, space: str) -> np.ndarray:
-    """Colours (uint8/uint16/float, (N, C)) as float features in the chosen space."""
+    """Colours (uint8/uint16/float, (N, C)) as float32 features in the chosen space."""
     x = colours.astype(np.float32)
     if colours.dtype == np.uint8:
-        x /= 255.0
+        x *= np.float32(1 / 255.0)
     elif colours.dtype == np.uint16:
-        x /= 65535.0
+        x *= np.float32(1 / 65535.0)
     if space == "lab":
         if colours.shape[1] != 3:
             raise ParameterError("kmeans: space 'lab' needs an RGB image; use space 'rgb'")
@@ -72,20 +78,21 @@ def _features(colours: np.ndarray, space: str) -> np.ndarray:
     return x
 
 
-def _fit(x, w, k, seed, n_init):
-    km = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
-    km.fit(x, sample_weight=w)
-    return km
-
-
-def choose_k(x: np.ndarray, w: np.ndarray | None, *, k_max: int = 8, seed: int = 0) -> int:
+def choose_k(x: np.ndarray, boxes: Boxes | None = None, *, k_max: int = 8, seed: int = 0) -> int:
     """Pick k by the elbow rule.
 
-    Fit k = 1..k_max and take the k whose point on the normalised inertia curve lies
-    farthest below the straight line from k=1 to k=k_max (the "kneedle" criterion).
+    Fit k = 1..k_max (weighted k-means on the box means, which tracks the all-pixel inertia
+    closely) and take the k whose point on the normalised inertia curve lies farthest below
+    the straight line from k=1 to k=k_max (the "kneedle" criterion).
     """
+    b = boxes if boxes is not None else summarize(x)
+    k_max = min(k_max, len(b.ids))
+    if k_max < 3:
+        return k_max
     ks = np.arange(1, k_max + 1)
-    inertias = np.array([_fit(x, w, int(k), seed, 1).inertia_ for k in ks])
+    inertias = np.array([
+        KMeans(n_clusters=int(k), n_init=1, random_state=seed).fit(b.means, sample_weight=b.cnt)
+        .inertia_ for k in ks])
     if inertias[0] <= 0:
         return 1
     y = inertias / inertias[0]
@@ -115,8 +122,8 @@ def kmeans(
     space : {"rgb", "lab"}
         Feature space; Lab (CIE L*a*b*, L in 0..100) is closer to perceived colour difference.
     spatial_weight : float
-        Weight of the pixel position ``(x, y) / max(H, W)`` relative to colour; 0 clusters by
-        colour alone (exactly, over distinct colours).
+        Weight of the pixel position ``(x, y) / max(H, W)`` relative to colour (x 100 in Lab);
+        0 clusters by colour alone.
     seed : int
         Random seed; the same seed gives the same labels.
     n_init : int
@@ -137,25 +144,20 @@ def kmeans(
         arr = arr[..., :3]
     h, w = arr.shape[:2]
     pix = arr.reshape(h * w, -1)
-    if spatial_weight == 0:
-        colours, counts, inverse = _distinct(pix)
-        x = _features(colours, space)
-        weights = counts.astype(np.float64)
-    else:
-        x = _features(pix, space)
+    x = _features(pix, space)
+    boxes = None
+    if spatial_weight > 0:
         scale = spatial_weight * (100.0 if space == "lab" else 1.0) / max(h, w)
-        yy, xx = np.mgrid[0:h, 0:w]
-        x = np.hstack([x, (xx.reshape(-1, 1) * scale).astype(np.float32),
-                       (yy.reshape(-1, 1) * scale).astype(np.float32)])
-        weights, inverse = None, np.arange(h * w)
-    n_distinct = x.shape[0]
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32) * np.float32(scale)
+        x = np.hstack([x, xx.reshape(-1, 1), yy.reshape(-1, 1)])
+    elif space == "rgb" and arr.dtype == np.uint8 and pix.shape[1] == 3:
+        boxes = _uint8_boxes(pix)
     if k is None:
-        k = choose_k(x, weights, k_max=min(k_max, n_distinct), seed=seed)
-    k = min(k, n_distinct)
-    km = _fit(x, weights, k, seed, n_init)
+        k = choose_k(x, boxes, k_max=k_max, seed=seed)
+    res = lloyd(x, k, seed=seed, n_init=n_init, boxes=boxes)
+    k = res.centers.shape[0]
     # Order clusters dark to bright (first feature: R, L or grey) so ids are stable.
-    order = np.argsort(km.cluster_centers_[:, 0], kind="stable")
+    order = np.argsort(res.centers[:, 0], kind="stable")
     rank = np.empty(k, np.uint8)
     rank[order] = np.arange(k, dtype=np.uint8)
-    labels = rank[km.labels_][inverse].reshape(h, w)
-    return KMeansResult(labels, km.cluster_centers_[order], float(km.inertia_), int(k))
+    return KMeansResult(rank[res.labels].reshape(h, w), res.centers[order], res.inertia, int(k))
