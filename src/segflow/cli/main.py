@@ -72,9 +72,9 @@ def inspect(
         from rich.console import Console
 
         t = Table(title="image characteristics")
-        for col in ("image", "size", "dtype", "ch", "bright", "contrast", "noise", "sharp",
-                    "bimodal", "suggest"):
-            t.add_column(col, overflow="fold")
+        for col in ("image", "size", "dtype", "ch", "mean", "std", "noise", "sharp", "eta",
+                    "pipeline"):
+            t.add_column(col, overflow="fold", no_wrap=col != "image")
         for r in rows:
             t.add_row(Path(r["path"]).name, f"{r['width']}x{r['height']}", r["dtype"],
                       str(r["channels"]), f"{r['brightness']:.0f}", f"{r['contrast']:.1f}",
@@ -82,6 +82,8 @@ def inspect(
                       r["suggestion"])
         out = Console()
         out.print(t)
+        out.print("mean/std: grey level and contrast; noise: sigma; sharp: Laplacian variance; "
+                  "eta: histogram bimodality (Otsu)", style="dim", highlight=False)
         for r in rows:
             out.print(f"{r['path']}: try pipelines/{r['suggestion']}.yaml — {r['reason']}",
                       highlight=False)
