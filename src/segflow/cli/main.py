@@ -192,6 +192,14 @@ def segment(
         console.print(f"{method}{thr}{objs} -> {out}")
 
 
+from segflow.cli import data as _data  # noqa: E402
+from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
+from segflow.cli.evalcmd import eval_command as _eval  # noqa: E402
+
+app.add_typer(_data.app, name="data")
+app.command("eval", epilog=_EVAL_EPILOG)(_eval)
+
+
 def main() -> None:
     """Entry point: run the app, turning SegflowError into one line and exit code 2."""
     try:

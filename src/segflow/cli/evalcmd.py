@@ -1,0 +1,167 @@
+"""``segflow eval``: metrics of predictions against ground truth, as a table, JSON or report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import typer
+
+from segflow.cli._common import emit_json
+from segflow.errors import SegflowError
+
+EPILOG = """
+**Inputs**: semantic — mask folders (or any dataset with semantic masks) with matching file
+names; instance — COCO ground truth + COCO results JSON; panoptic — COCO panoptic (or segflow
+folders) for both.
+
+**Examples**
+
+    segflow eval --task semantic --gt data/street-val --pred out/pred-masks --json
+
+    segflow eval --task panoptic --gt data/val-coco-pan --pred out/pred-pan --report eval.html
+
+    segflow eval --task instance --gt data/retail-val --pred out/detections.json
+"""
+
+
+def eval_command(
+    task: str = typer.Option(..., "--task", help="semantic, instance or panoptic."),
+    gt: Path = typer.Option(..., "--gt", help="Ground truth (folder or JSON)."),
+    pred: Path = typer.Option(..., "--pred", help="Predictions (folder or JSON)."),
+    num_classes: int = typer.Option(None, "--num-classes", help="Semantic, without a schema."),
+    boundary: int = typer.Option(None, "--boundary-tolerance",
+                                 help="Semantic: also boundary F1 with this tolerance (px)."),
+    report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """Evaluate predictions: mIoU/Dice/accuracy, mask AP, or PQ/SQ/RQ."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from segflow import evaluate
+
+    out = Console()
+    if task == "semantic":
+        res, schema, worst = evaluate.evaluate_semantic(gt, pred, num_classes=num_classes,
+                                                        boundary_tolerance=boundary)
+        d = res.to_dict()
+        d["worst_images"] = [{"name": n, "miou": None if np.isnan(v) else v} for n, v in worst]
+        if report:
+            d["report"] = str(_semantic_report(report, res, worst))
+        if json_out:
+            emit_json(d)
+            return
+        t = Table(title=f"semantic: mIoU {res.miou:.4f}, pixel accuracy {res.pixel_accuracy:.4f}, "
+                        f"Dice {res.mean_dice:.4f}")
+        for c in ("class", "IoU", "Dice"):
+            t.add_column(c)
+        for name, v in d["per_class"].items():
+            if v["iou"] is not None:
+                t.add_row(name, f"{v['iou']:.4f}", f"{v['dice']:.4f}")
+        out.print(t)
+    elif task == "panoptic":
+        res, schema = evaluate.evaluate_panoptic(gt, pred)
+        d = res.to_dict()
+        if report:
+            d["report"] = str(_panoptic_report(report, res))
+        if json_out:
+            emit_json(d)
+            return
+        t = Table(title=f"panoptic: PQ {res.pq:.4f} (things {res.things['pq']:.4f}, "
+                        f"stuff {res.stuff['pq']:.4f})")
+        for c in ("class", "PQ", "SQ", "RQ", "TP", "FP", "FN"):
+            t.add_column(c)
+        for name, v in res.per_class.items():
+            t.add_row(name, f"{v['pq']:.4f}", f"{v['sq']:.4f}", f"{v['rq']:.4f}", str(v["tp"]),
+                      str(v["fp"]), str(v["fn"]))
+        out.print(t)
+    elif task == "instance":
+        d = evaluate.evaluate_instances(gt, pred)
+        if json_out:
+            emit_json(d)
+            return
+        t = Table(title="instance segmentation (COCO mask AP)")
+        t.add_column("metric")
+        t.add_column("value")
+        for k, v in d.items():
+            t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+        out.print(t)
+    else:
+        raise SegflowError(f"unknown task {task!r}; use semantic, instance or panoptic")
+
+
+def _semantic_report(path: Path, res, worst) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from segflow.report import write_report
+
+    path = Path(path)
+    fig_dir = path.parent / f"{path.stem}_files"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    present = np.flatnonzero(np.isfinite(res.iou))
+    names = [res.class_names[i] for i in present]
+    cm = res.confusion[np.ix_(present, present)].astype(np.float64)
+    cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(names), 1 + 0.45 * len(names)))
+    im = ax.imshow(cmn, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("ground truth")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(fig_dir / "confusion.png", dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1))
+    ax.barh(names, res.iou[present], color="#4c72b0", label="IoU")
+    ax.barh(names, res.dice[present], color="none", edgecolor="#dd8452", label="Dice")
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(fig_dir / "per_class.png", dpi=110)
+    plt.close(fig)
+    rel = fig_dir.name
+    sections = [
+        {"title": "Summary", "table": {"header": ["mIoU", "pixel accuracy", "mean Dice", "fwIoU"],
+                                       "rows": [[f"{res.miou:.4f}", f"{res.pixel_accuracy:.4f}",
+                                                 f"{res.mean_dice:.4f}", f"{res.fw_iou:.4f}"]]}},
+        {"title": "Confusion matrix and per-class scores", "cards": [{
+            "title": "", "subtitle": "", "facts": [],
+            "images": [{"src": f"{rel}/confusion.png", "caption": "row-normalised confusion"},
+                       {"src": f"{rel}/per_class.png", "caption": "IoU (bars), Dice (outline)"}]}]},
+        {"title": "Worst images", "table": {"header": ["image", "mIoU"], "rows": [
+            [n, "—" if np.isnan(v) else f"{v:.4f}"] for n, v in worst]}},
+    ]
+    import datetime
+
+    from segflow import __version__
+
+    return write_report(path, "report.html", title="segflow eval: semantic",
+                        subtitle=f"{int(res.confusion.sum())} scored pixels", sections=sections,
+                        version=__version__, made=datetime.datetime.now().isoformat("T", "seconds"))
+
+
+def _panoptic_report(path: Path, res) -> Path:
+    import datetime
+
+    from segflow import __version__
+    from segflow.report import write_report
+
+    rows = [[n, f"{v['pq']:.4f}", f"{v['sq']:.4f}", f"{v['rq']:.4f}", v["tp"], v["fp"], v["fn"]]
+            for n, v in res.per_class.items()]
+    sections = [{"title": "Summary", "table": {"header": ["", "PQ", "SQ", "RQ", "classes"], "rows": [
+        ["all", f"{res.pq:.4f}", f"{res.sq:.4f}", f"{res.rq:.4f}", res.n_classes],
+        ["things", f"{res.things['pq']:.4f}", f"{res.things['sq']:.4f}",
+         f"{res.things['rq']:.4f}", res.things["n"]],
+        ["stuff", f"{res.stuff['pq']:.4f}", f"{res.stuff['sq']:.4f}", f"{res.stuff['rq']:.4f}",
+         res.stuff["n"]]]}},
+        {"title": "Per class", "table": {"header": ["class", "PQ", "SQ", "RQ", "TP", "FP", "FN"],
+                                         "rows": rows}}]
+    return write_report(path, "report.html", title="segflow eval: panoptic", subtitle="",
+                        sections=sections, version=__version__,
+                        made=datetime.datetime.now().isoformat("T", "seconds"))

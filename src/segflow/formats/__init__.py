@@ -1,0 +1,47 @@
+"""Dataset formats: read any into a lazy ``Dataset``, write from the data model.
+
+==============  ===========================================  =========================
+name            layout                                       carries
+==============  ===========================================  =========================
+folders         images/, semantic/, panoptic/ + schema.json  semantic, panoptic
+coco            images/, annotations/instances.json          instances
+coco_panoptic   images/, panoptic/, annotations/panoptic.json panoptic (+ semantic)
+==============  ===========================================  =========================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segflow.errors import SegflowError
+from segflow.formats import coco, coco_panoptic, folders
+from segflow.formats.base import Dataset, Item
+
+READERS = {"folders": folders.read, "coco": coco.read, "coco_panoptic": coco_panoptic.read}
+FORMATS = tuple(READERS)
+
+
+def detect(root: Path) -> str:
+    """Guess a dataset folder's format from the files it holds."""
+    root = Path(root)
+    if (root / "annotations" / "panoptic.json").is_file():
+        return "coco_panoptic"
+    if (root / "annotations" / "instances.json").is_file():
+        return "coco"
+    if (root / "schema.json").is_file():
+        return "folders"
+    raise SegflowError(f"{root}: cannot tell the dataset format (no schema.json, "
+                       "annotations/instances.json or annotations/panoptic.json); pass --from")
+
+
+def open_dataset(root: str | Path, fmt: str | None = None) -> Dataset:
+    root = Path(root)
+    if not root.exists():
+        raise SegflowError(f"{root}: no such dataset folder")
+    fmt = fmt or detect(root)
+    if fmt not in READERS:
+        raise SegflowError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return READERS[fmt](root)
+
+
+__all__ = ["FORMATS", "Dataset", "Item", "detect", "open_dataset"]

@@ -1,0 +1,92 @@
+"""The one lazy, indexable ``Dataset`` every format reads into, and the atomic JSON writer."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segflow.annotations import Instances, LabelSchema, Panoptic, SemanticMask
+from segflow.errors import SegflowError
+
+
+@dataclass
+class Item:
+    """One image with whatever ground truth its format carries."""
+
+    name: str
+    image_path: Path | None
+    height: int
+    width: int
+    semantic: SemanticMask | None = None
+    panoptic: Panoptic | None = None
+    instances: Instances | None = None
+
+    def image(self) -> np.ndarray:
+        from segflow.io import read_image
+
+        if self.image_path is None:
+            raise SegflowError(f"{self.name}: this dataset has no image files")
+        return read_image(self.image_path)
+
+
+class Dataset:
+    """Images + annotations + schema; items are loaded when indexed (lazy)."""
+
+    def __init__(self, names: list[str], loader: Callable[[int], Item], schema: LabelSchema,
+                 *, kind: str, root: Path):
+        self.names = names
+        self._load = loader
+        self.schema = schema
+        self.kind = kind  # what the format carries: "semantic", "instances" or "panoptic"
+        self.root = root
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> Item:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        return self._load(i % len(self))
+
+    def __iter__(self) -> Iterator[Item]:
+        for i in range(len(self)):
+            yield self[i]
+
+
+def write_json(path: Path, data) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, separators=(",", ":"), default=_np_default))
+    os.replace(tmp, path)
+    return path
+
+
+def _np_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+def read_json(path: Path, what: str) -> dict | list:
+    if not path.is_file():
+        raise SegflowError(f"{path}: missing {what}; check the dataset folder")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise SegflowError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+
+
+def schema_from_categories(cats: list, where: str) -> LabelSchema:
+    try:
+        return LabelSchema.from_list([
+            {"id": c["id"], "name": c["name"], "color": c.get("color", (0, 0, 0)),
+             "isthing": bool(c.get("isthing", True))} for c in cats])
+    except (KeyError, TypeError) as e:
+        raise SegflowError(f"{where}: a category lacks {e}; each needs id and name") from None
