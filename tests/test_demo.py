@@ -1,0 +1,16 @@
+"""make demo's job, end to end, into a temporary folder."""
+
+import re
+
+from segflow.demo import run_demo
+
+
+def test_demo_writes_report_with_pictures(tmp_path):
+    report = run_demo(tmp_path, workers=1)
+    html = report.read_text()
+    assert "Synthetic street set" in html and "Segmentations" in html
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert len(srcs) >= 30
+    assert all((tmp_path / s).is_file() for s in srcs)  # every picture the page shows exists
+    assert "failed" not in html.lower() or "class=\"fail\"" not in html
+    assert "24</td>" in html  # the 24 coins of the coins sample
