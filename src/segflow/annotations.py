@@ -15,7 +15,7 @@ Conversions (lossless where the information allows):
   overlap a pixel belongs to the highest-scoring one; a thing pixel never goes to stuff;
   stuff comes from the semantic mask where no instance covers the pixel; semantic pixels of a
   thing class that no instance covers become void (an object without an instance cannot be
-  counted); ignore pixels become void.
+  counted); ignore pixels that no instance covers become void.
 """
 
 from __future__ import annotations
@@ -323,6 +323,6 @@ def panoptic_from(semantic: SemanticMask, instances: Instances, schema: LabelSch
         segments.append(Segment(nid, inst.category_id, True, inst.id or k + 1, inst.iscrowd))
     # Thing pixels without an instance, and ignore pixels, are void.
     thing_sem = np.isin(sem, list(things)) & ~covered
-    seg[thing_sem | (sem == semantic.ignore_index)] = 0
+    seg[thing_sem | ((sem == semantic.ignore_index) & ~covered)] = 0
     present = set(np.unique(seg).tolist())
     return Panoptic(seg, [s for s in segments if s.id in present])

@@ -45,3 +45,36 @@ def synth(
         emit_json({"domain": domain, "n": n, "format": fmt, "outputs": [str(out)]})
     else:
         console.print(f"{n} {domain} images ({fmt}) -> {out}")
+
+
+def convert_command(
+    src: Path = typer.Argument(..., help="Source dataset folder."),
+    out: Path = typer.Option(..., "-o", "--out", help="Destination folder."),
+    to: str = typer.Option(..., "--to", help="folders, coco, coco_panoptic, cityscapes or voc."),
+    src_format: str = typer.Option(None, "--from", help="Source format (default: detected)."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """Convert a dataset between formats and say exactly what the target cannot hold."""
+    from segflow.formats.convert import convert
+
+    lost = convert(src, out, to=to, src_format=src_format,
+                   progress=not json_out and sys.stderr.isatty())
+    if json_out:
+        emit_json({"outputs": [str(out)], "format": to, "lost": lost})
+        return
+    console.print(f"{src} -> {out} ({to})")
+    for item in lost:
+        console.print(f"lost: {item}", highlight=False)
+    if not lost:
+        console.print("lossless")
+
+
+CONVERT_EPILOG = """
+**Examples**
+
+    segflow convert data/street -o data/street-cityscapes --to cityscapes
+
+    segflow convert data/street-pan -o data/street-coco --to coco     # drops stuff, says so
+
+    segflow convert data/retail-coco -o data/retail-voc --to voc --from coco
+"""

@@ -197,6 +197,7 @@ from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
 from segflow.cli.evalcmd import eval_command as _eval  # noqa: E402
 
 app.add_typer(_data.app, name="data")
+app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 
 

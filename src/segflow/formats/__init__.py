@@ -6,6 +6,8 @@ name            layout                                       carries
 folders         images/, semantic/, panoptic/ + schema.json  semantic, panoptic
 coco            images/, annotations/instances.json          instances
 coco_panoptic   images/, panoptic/, annotations/panoptic.json panoptic (+ semantic)
+cityscapes      leftImg8bit/, gtFine/ labelIds + instanceIds  panoptic (+ semantic)
+voc             SegmentationClass/, SegmentationObject/       panoptic (+ semantic)
 ==============  ===========================================  =========================
 """
 
@@ -14,10 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from segflow.errors import SegflowError
-from segflow.formats import coco, coco_panoptic, folders
+from segflow.formats import cityscapes, coco, coco_panoptic, folders, voc
 from segflow.formats.base import Dataset, Item
 
-READERS = {"folders": folders.read, "coco": coco.read, "coco_panoptic": coco_panoptic.read}
+READERS = {"folders": folders.read, "coco": coco.read, "coco_panoptic": coco_panoptic.read,
+           "cityscapes": cityscapes.read, "voc": voc.read}
 FORMATS = tuple(READERS)
 
 
@@ -28,6 +31,10 @@ def detect(root: Path) -> str:
         return "coco_panoptic"
     if (root / "annotations" / "instances.json").is_file():
         return "coco"
+    if (root / "gtFine").is_dir():
+        return "cityscapes"
+    if (root / "SegmentationClass").is_dir():
+        return "voc"
     if (root / "schema.json").is_file():
         return "folders"
     raise SegflowError(f"{root}: cannot tell the dataset format (no schema.json, "

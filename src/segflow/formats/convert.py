@@ -1,0 +1,70 @@
+"""Converting between formats through the panoptic data model, saying what is lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from segflow.annotations import Instances, Panoptic, SemanticMask, panoptic_from
+from segflow.errors import SegflowError
+from segflow.formats import cityscapes, coco, coco_panoptic, folders, open_dataset, voc
+
+WRITERS = ("folders", "coco", "coco_panoptic", "cityscapes", "voc")
+
+
+def _panoptic_of(item, schema) -> tuple[Panoptic, list[str]]:
+    lost = []
+    if item.panoptic is not None:
+        return item.panoptic, lost
+    inst = item.instances or Instances(item.height, item.width)
+    if any(i.score is not None for i in inst.items):
+        lost.append("scores")
+    if any(i.iscrowd for i in inst.items):
+        lost.append("crowd flags")
+    masks = [i.mask.astype(bool) for i in inst.items]
+    if any((a & b).any() for k, a in enumerate(masks) for b in masks[k + 1:]):
+        lost.append("overlapping instance pixels (the higher score, else the later, keeps them)")
+    sem = item.semantic or SemanticMask(
+        np.full((item.height, item.width), schema.ignore_index, np.int32), schema.ignore_index)
+    return panoptic_from(sem, inst, schema), lost
+
+
+def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None = None,
+            progress: bool = True) -> list[str]:
+    """Convert a dataset; returns what was lost (empty when lossless)."""
+    if to not in WRITERS:
+        raise SegflowError(f"unknown target format {to!r}; use one of {', '.join(WRITERS)}")
+    ds = open_dataset(src, src_format)
+    schema = ds.schema
+    lost: set[str] = set()
+    if ds.kind == "panoptic" and to == "coco":
+        lost.add("stuff classes (COCO instances holds things only)")
+    if ds.kind == "instances" and to in ("folders", "coco_panoptic", "cityscapes", "voc"):
+        lost.add("nothing of the objects, but no stuff: non-object pixels become void")
+    if to == "voc" and any(s for s in schema.classes if s.isthing):
+        lost.add("crowd flags (VOC has none)")
+
+    def items():
+        from rich.progress import track
+
+        for it in track(ds, total=len(ds), description=f"convert -> {to}", disable=not progress):
+            pan, why = _panoptic_of(it, schema)
+            lost.update(why)
+            img = it.image() if it.image_path is not None else None
+            yield it, img, pan
+
+    dst = Path(dst)
+    if to == "folders":
+        folders.write(dst, schema, ((it.name, img, pan.to_semantic(schema.ignore_index), pan)
+                                    for it, img, pan in items()))
+    elif to == "coco":
+        coco.write(dst, schema, ((it.name, img, it.instances if ds.kind == "instances"
+                                  else pan.to_instances()) for it, img, pan in items()))
+    elif to == "coco_panoptic":
+        coco_panoptic.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
+    elif to == "cityscapes":
+        cityscapes.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
+    else:
+        voc.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
+    return sorted(lost)
