@@ -56,7 +56,7 @@ def test_synth_is_not_solved_by_one_global_threshold():
         s = synthesize("agriculture", seed=0, index=i)
         g = cv2.cvtColor(s.image, cv2.COLOR_RGB2GRAY)
         _, m = cv2.threshold(g, 0, 1, cv2.THRESH_OTSU)
-        fg = s.panoptic.to_semantic().ids > 0
+        fg = np.isin(s.panoptic.to_semantic().ids, s.schema.thing_ids)
         iou = max(((m > 0) & fg).sum() / ((m > 0) | fg).sum(),
                   ((m == 0) & fg).sum() / ((m == 0) | fg).sum())
         ious.append(iou)
@@ -99,7 +99,7 @@ def test_coco_panoptic_round_trip_and_same_pq_as_folders(tmp_path):
 def test_coco_instances_open_in_pycocotools_with_identical_masks(tmp_path):
     export_synthetic("retail", tmp_path, n=2, seed=1, size=96, fmt="coco", progress=False)
     ds = open_dataset(tmp_path)
-    api = COCO(str(tmp_path / "annotations" / "instances.json"))
+    api = COCO(str(tmp_path / "annotations" / "instances_default.json"))
     for k, it in enumerate(ds):
         s = synthesize("retail", seed=1, index=k, size=96)
         ref = s.instances
@@ -113,7 +113,7 @@ def test_coco_instances_open_in_pycocotools_with_identical_masks(tmp_path):
 def _coco_file(tmp_path, anns, cats=None):
     d = {"images": [{"id": 1, "file_name": "a.png", "height": 10, "width": 10}],
          "annotations": anns, "categories": cats or [{"id": 1, "name": "x"}]}
-    p = tmp_path / "annotations" / "instances.json"
+    p = tmp_path / "annotations" / "instances_default.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(d))
     return tmp_path
@@ -136,18 +136,18 @@ def test_malformed_coco_is_refused_with_file_and_entry(tmp_path, ann, message):
     with pytest.raises(SegflowError, match=message) as e:
         ds = open_dataset(root)
         ds[0]
-    assert "instances.json" in str(e.value)
+    assert "instances_default.json" in str(e.value)
 
 
 def test_bad_json_and_wrong_size_panoptic_png(tmp_path):
-    p = tmp_path / "annotations" / "panoptic.json"
+    p = tmp_path / "annotations" / "panoptic_default.json"
     p.parent.mkdir(parents=True)
     p.write_text("{not json")
-    with pytest.raises(SegflowError, match="panoptic.json: not valid JSON"):
+    with pytest.raises(SegflowError, match="panoptic_default.json: not valid JSON"):
         open_dataset(tmp_path)
     export_synthetic("street", tmp_path / "c", n=1, seed=1, size=64, fmt="coco_panoptic",
                      progress=False)
-    j = tmp_path / "c" / "annotations" / "panoptic.json"
+    j = tmp_path / "c" / "annotations" / "panoptic_default.json"
     d = json.loads(j.read_text())
     d["images"][0]["width"] = 65
     j.write_text(json.dumps(d))
@@ -182,7 +182,7 @@ def test_cli_synth_and_eval_semantic_json(tmp_path):
     d = json.loads(p.stdout)
     from segflow.metrics import SemanticEvaluator
 
-    ev = SemanticEvaluator(5)
+    ev = SemanticEvaluator(DOMAINS["aerial"][1].num_classes)
     for g, q in zip(gts, preds):
         ev.update(g, q)
     assert abs(d["miou"] - ev.compute().miou) < 1e-12
@@ -192,7 +192,7 @@ def test_cli_synth_and_eval_semantic_json(tmp_path):
 
 def test_cli_eval_instance_perfect_predictions(tmp_path):
     export_synthetic("retail", tmp_path / "gt", n=2, seed=3, size=96, fmt="coco", progress=False)
-    d = json.loads((tmp_path / "gt" / "annotations" / "instances.json").read_text())
+    d = json.loads((tmp_path / "gt" / "annotations" / "instances_default.json").read_text())
     (tmp_path / "res.json").write_text(json.dumps([dict(a, score=0.9) for a in d["annotations"]]))
     p = _cli("eval", "--task", "instance", "--gt", tmp_path / "gt", "--pred", tmp_path / "res.json",
              "--json")
@@ -249,3 +249,37 @@ def test_convert_says_what_is_lost(tmp_path):
     assert any("stuff" in x for x in json.loads(p.stdout)["lost"])
     p = _cli("convert", tmp_path / "src", "-o", tmp_path / "x", "--to", "yaml")
     assert p.returncode == 2 and "unknown target format" in p.stderr
+
+
+@pytest.mark.parametrize("fmt,dm_format,level", [
+    ("coco", "coco_instances", "things"),
+    ("coco_panoptic", "coco_panoptic", "segments"),
+    ("cityscapes", "cityscapes", "classes"),
+    ("voc", "voc_instance_segmentation", "things"),
+])
+def test_exports_open_in_datumaro_with_identical_masks(tmp_path, fmt, dm_format, level):
+    """A second, independent reader (datumaro) sees exactly the masks we wrote."""
+    import datumaro as dm
+
+    from segflow.formats.convert import convert
+
+    export_synthetic("street", tmp_path / "src", n=2, seed=12, size=96, progress=False)
+    convert(tmp_path / "src", tmp_path / fmt, to=fmt, progress=False)
+    ds = dm.Dataset.import_from(str(tmp_path / fmt), dm_format)
+    names = ds.categories()[dm.AnnotationType.label]
+    ours = {it.name: it for it in open_dataset(tmp_path / "src")}
+    assert len(ds) == len(ours)
+    for item in ds:
+        ref = ours[Path(item.id).name]
+        pan, schema = ref.panoptic, open_dataset(tmp_path / "src").schema
+        got = sorted((names[a.label].name, a.image.astype(bool).tobytes())
+                     for a in item.annotations if hasattr(a, "image"))
+        if level == "classes":  # one mask per class present
+            cats = pan.category_map()
+            exp = [(schema.by_id(int(c)).name, (cats == c).tobytes())
+                   for c in np.unique(cats) if c != schema.ignore_index]
+        else:
+            segs = [s for s in pan.segments if s.isthing or level == "segments"]
+            exp = [(schema.by_id(s.category_id).name, (pan.seg_ids == s.id).tobytes())
+                   for s in segs]
+        assert got == sorted(exp)

@@ -111,13 +111,14 @@ class LabelSchema:
         return [c.id for c in self.classes if not c.isthing]
 
     def palette(self) -> np.ndarray:
-        """``(256, 3)`` uint8 colours indexed by class id (unused ids black, ignore white)."""
+        """``(256, 3)`` uint8 colours indexed by class id (unused ids black; the ignore id gets
+        Pascal VOC's void colour, 224 224 192)."""
         pal = np.zeros((256, 3), np.uint8)
         for c in self.classes:
             if c.id < 256:
                 pal[c.id] = c.color
         if self.ignore_index < 256:
-            pal[self.ignore_index] = (255, 255, 255)
+            pal[self.ignore_index] = (224, 224, 192)
         return pal
 
 

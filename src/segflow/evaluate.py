@@ -51,7 +51,7 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
     names = [c.name for c in schema.classes] if schema else None
     if schema is not None:
         by = {c.id: c.name for c in schema.classes}
-        names = [by.get(i, str(i)) for i in range(n)]
+        names = [by.get(i) for i in range(n)]  # ids outside the schema are not reported
     ev = SemanticEvaluator(n, ignore_index=schema.ignore_index if schema else 255,
                            class_names=names, boundary_tolerance=boundary_tolerance)
     missing, per_image = [], []
@@ -95,7 +95,9 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
     if gt.is_dir():
         if detect(gt) != "coco":
             raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
-        gt = gt / "annotations" / "instances.json"
+        from segflow.formats.coco import find_json
+
+        gt = find_json(gt, "instances")[0]
     try:
         results = json.loads(Path(pred).read_text())
     except FileNotFoundError:

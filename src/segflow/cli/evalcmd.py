@@ -102,7 +102,8 @@ def _semantic_report(path: Path, res, worst) -> Path:
     path = Path(path)
     fig_dir = path.parent / f"{path.stem}_files"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    present = np.flatnonzero(np.isfinite(res.iou))
+    present = np.array([i for i in np.flatnonzero(np.isfinite(res.iou))
+                        if res.class_names[i] is not None], dtype=np.int64)
     names = [res.class_names[i] for i in present]
     cm = res.confusion[np.ix_(present, present)].astype(np.float64)
     cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)

@@ -4,8 +4,8 @@
 name            layout                                       carries
 ==============  ===========================================  =========================
 folders         images/, semantic/, panoptic/ + schema.json  semantic, panoptic
-coco            images/, annotations/instances.json          instances
-coco_panoptic   images/, panoptic/, annotations/panoptic.json panoptic (+ semantic)
+coco            images/S/, annotations/instances_S.json      instances
+coco_panoptic   images/S/, annotations/panoptic_S(.json)/    panoptic (+ semantic)
 cityscapes      leftImg8bit/, gtFine/ labelIds + instanceIds  panoptic (+ semantic)
 voc             SegmentationClass/, SegmentationObject/       panoptic (+ semantic)
 ==============  ===========================================  =========================
@@ -27,9 +27,9 @@ FORMATS = tuple(READERS)
 def detect(root: Path) -> str:
     """Guess a dataset folder's format from the files it holds."""
     root = Path(root)
-    if (root / "annotations" / "panoptic.json").is_file():
+    if any((root / "annotations").glob("panoptic*.json")):
         return "coco_panoptic"
-    if (root / "annotations" / "instances.json").is_file():
+    if any((root / "annotations").glob("instances*.json")):
         return "coco"
     if (root / "gtFine").is_dir():
         return "cityscapes"
@@ -38,7 +38,7 @@ def detect(root: Path) -> str:
     if (root / "schema.json").is_file():
         return "folders"
     raise SegflowError(f"{root}: cannot tell the dataset format (no schema.json, "
-                       "annotations/instances.json or annotations/panoptic.json); pass --from")
+                       "annotations/instances_*.json or annotations/panoptic_*.json); pass --from")
 
 
 def open_dataset(root: str | Path, fmt: str | None = None) -> Dataset:

@@ -4,6 +4,8 @@
     DIR/leftImg8bit/SPLIT/CITY/NAME_leftImg8bit.png
     DIR/gtFine/SPLIT/CITY/NAME_gtFine_labelIds.png
     DIR/gtFine/SPLIT/CITY/NAME_gtFine_instanceIds.png   (16-bit)
+    DIR/gtFine/SPLIT/CITY/NAME_gtFine_labelTrainIds.png (= labelIds: our ids are compact)
+    DIR/label_colors.txt                                 ("r g b name" per id, as datumaro reads)
     DIR/schema.json                                      (segflow's; classes and colours)
 """
 
@@ -17,7 +19,7 @@ from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask
 from segflow.errors import SegflowError
 from segflow.formats.base import Dataset, Item
 from segflow.formats.folders import read_schema, write_schema
-from segflow.io import read_mask, write_ids, write_image, write_mask
+from segflow.io import read_mask, write_ids, write_image
 
 
 def write(root: Path, schema: LabelSchema, items, *, split: str = "train", city: str = "synth"):
@@ -26,12 +28,20 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train", city:
     if max(schema.thing_ids, default=0) > 65:
         raise SegflowError("cityscapes: thing class ids above 65 do not fit class*1000+k in 16 bits")
     write_schema(root, schema)
+    by_id = {c.id: c for c in schema.classes}
+    lines = [f"{' '.join(map(str, by_id[i].color)) if i in by_id else '0 0 0'} "
+             f"{by_id[i].name if i in by_id else f'unused_{i}'}"
+             for i in range(max(schema.ids) + 1)]
+    if 0 not in by_id:
+        lines[0] = "0 0 0 unlabeled"
+    (root / "label_colors.txt").write_text("\n".join(lines) + "\n")
     for name, image, pan in items:
         if image is not None:
             write_image(root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", image)
         cats = pan.category_map(void=schema.ignore_index)
-        write_mask(root / "gtFine" / split / city / f"{name}_gtFine_labelIds.png", cats,
-                   palette=schema.palette())
+        for kind in ("labelIds", "labelTrainIds"):  # plain 8-bit grey, as Cityscapes ships
+            write_image(root / "gtFine" / split / city / f"{name}_gtFine_{kind}.png",
+                        cats.astype(np.uint8))
         inst = np.where(cats == schema.ignore_index, 0, cats).astype(np.int32)
         k = {}
         for s in pan.segments:

@@ -1,8 +1,8 @@
 """COCO instances: one JSON with images, categories and per-object annotations; masks as RLE
 (written) or polygons/RLE (read), through pycocotools.
 
-    DIR/images/NAME.png
-    DIR/annotations/instances.json
+    DIR/images/SPLIT/NAME.png
+    DIR/annotations/instances_SPLIT.json      (the layout COCO, datumaro and detectron2 use)
 """
 
 from __future__ import annotations
@@ -35,15 +35,34 @@ def to_coco_dict(schema: LabelSchema, items) -> dict:
     return {"images": images, "annotations": anns, "categories": cats}
 
 
-def write(root: Path, schema: LabelSchema, items) -> None:
+def write(root: Path, schema: LabelSchema, items, *, split: str = "default") -> None:
     """``items``: iterable of (name, image or None, Instances)."""
     root = Path(root)
     rows = []
     for name, image, inst in items:
         if image is not None:
-            write_image(root / "images" / f"{name}.png", image)
+            write_image(root / "images" / split / f"{name}.png", image)
         rows.append((name, inst.height, inst.width, inst))
-    write_json(root / "annotations" / "instances.json", to_coco_dict(schema, rows))
+    write_json(root / "annotations" / f"instances_{split}.json", to_coco_dict(schema, rows))
+
+
+def find_json(root: Path, prefix: str) -> tuple[Path, str]:
+    """``annotations/<prefix>_<split>.json`` (exactly one) and its split name."""
+    found = sorted((root / "annotations").glob(f"{prefix}*.json"))
+    if not found:
+        raise SegflowError(f"{root}: no annotations/{prefix}_<split>.json; is this a COCO dataset?")
+    if len(found) > 1:
+        raise SegflowError(f"{root}: several {prefix} files ({', '.join(p.name for p in found)}); "
+                           "point at a folder with one split")
+    split = found[0].stem[len(prefix):].lstrip("_")
+    return found[0], split
+
+
+def image_path(root: Path, split: str, file_name: str) -> Path | None:
+    for p in (root / "images" / split / file_name, root / "images" / file_name):
+        if p.is_file():
+            return p
+    return None
 
 
 def segmentation_to_rle(seg, h: int, w: int, where: str) -> dict:
@@ -72,9 +91,9 @@ def segmentation_to_rle(seg, h: int, w: int, where: str) -> dict:
     return rle
 
 
-def read(root: Path, json_name: str = "instances.json") -> Dataset:
+def read(root: Path) -> Dataset:
     root = Path(root)
-    jpath = root / "annotations" / json_name
+    jpath, split = find_json(root, "instances")
     data = read_json(jpath, "COCO instances annotations")
     for key in ("images", "annotations", "categories"):
         if key not in data:
@@ -103,8 +122,7 @@ def read(root: Path, json_name: str = "instances.json") -> Dataset:
                                        bbox=[float(v) for v in mask_utils.toBbox(
                                            {"size": rle["size"],
                                             "counts": rle["counts"].encode("ascii")})]))
-        img = root / "images" / im["file_name"]
-        return Item(names[i], img if img.is_file() else None, h, w, instances=inst)
+        return Item(names[i], image_path(root, split, im["file_name"]), h, w, instances=inst)
 
     return Dataset(names, load, schema, kind="instances", root=root)
 

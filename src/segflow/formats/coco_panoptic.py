@@ -1,9 +1,9 @@
 """COCO panoptic: PNGs whose RGB encodes the segment id (id = R + 256 G + 256^2 B) plus one
 JSON with images, per-image ``segments_info`` and categories.
 
-    DIR/images/NAME.png
-    DIR/panoptic/NAME.png
-    DIR/annotations/panoptic.json
+    DIR/images/SPLIT/NAME.png
+    DIR/annotations/panoptic_SPLIT/NAME.png
+    DIR/annotations/panoptic_SPLIT.json       (the layout COCO and datumaro use)
 """
 
 from __future__ import annotations
@@ -33,15 +33,16 @@ def _bbox(m: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
 
 
-def write(root: Path, schema: LabelSchema, items) -> None:
+def write(root: Path, schema: LabelSchema, items, *, split: str = "default") -> None:
     """``items``: iterable of (name, image or None, Panoptic)."""
     root = Path(root)
     images, anns = [], []
     for k, (name, image, pan) in enumerate(items):
         h, w = pan.seg_ids.shape
         if image is not None:
-            write_image(root / "images" / f"{name}.png", image)
-        write_image(root / "panoptic" / f"{name}.png", id2rgb(pan.seg_ids))
+            write_image(root / "images" / split / f"{name}.png", image)
+        write_image(root / "annotations" / f"panoptic_{split}" / f"{name}.png",
+                    id2rgb(pan.seg_ids))
         areas = pan.areas()
         infos = [{"id": s.id, "category_id": s.category_id, "iscrowd": int(s.iscrowd),
                   "area": areas.get(s.id, 0), "bbox": _bbox(pan.seg_ids == s.id)}
@@ -50,13 +51,15 @@ def write(root: Path, schema: LabelSchema, items) -> None:
         anns.append({"image_id": k + 1, "file_name": f"{name}.png", "segments_info": infos})
     cats = [{"id": c.id, "name": c.name, "isthing": int(c.isthing), "color": list(c.color)}
             for c in schema.classes]
-    write_json(root / "annotations" / "panoptic.json",
+    write_json(root / "annotations" / f"panoptic_{split}.json",
                {"images": images, "annotations": anns, "categories": cats})
 
 
 def read(root: Path) -> Dataset:
     root = Path(root)
-    jpath = root / "annotations" / "panoptic.json"
+    from segflow.formats.coco import find_json, image_path
+
+    jpath, split = find_json(root, "panoptic")
     data = read_json(jpath, "COCO panoptic annotations")
     for key in ("images", "annotations", "categories"):
         if key not in data:
@@ -72,7 +75,7 @@ def read(root: Path) -> Dataset:
         im = imgs.get(a["image_id"])
         if im is None:
             raise SegflowError(f"{jpath}: annotation {i} refers to unknown image_id {a['image_id']}")
-        png = root / "panoptic" / a["file_name"]
+        png = root / "annotations" / f"panoptic_{split}" / a["file_name"]
         ids = rgb2id(read_image(png))
         if ids.shape != (im["height"], im["width"]):
             raise SegflowError(f"{png}: is {ids.shape[1]}x{ids.shape[0]}, the JSON says "
@@ -90,8 +93,7 @@ def read(root: Path) -> Dataset:
             raise SegflowError(f"{png}: segment ids {sorted(stray)[:5]} are not in the JSON's "
                                "segments_info")
         pan = Panoptic(ids, segs)
-        img = root / "images" / im["file_name"]
-        return Item(names[i], img if img.is_file() else None, ids.shape[0], ids.shape[1],
+        return Item(names[i], image_path(root, split, im["file_name"]), ids.shape[0], ids.shape[1],
                     pan.to_semantic(schema.ignore_index), pan, pan.to_instances())
 
     return Dataset(names, load, schema, kind="panoptic", root=root)

@@ -4,7 +4,8 @@
     DIR/SegmentationClass/NAME.png          class ids, 255 = void
     DIR/SegmentationObject/NAME.png         object index 1..N (things), 0 none, 255 void
     DIR/ImageSets/Segmentation/SPLIT.txt
-    DIR/schema.json                         (segflow's; VOC itself has no class file)
+    DIR/labelmap.txt                        (name:r,g,b:: per class, as datumaro and CVAT read)
+    DIR/schema.json                         (segflow's, with thing/stuff)
 
 VOC keeps no scores, no crowd flags and no overlaps: objects are painted, later over earlier.
 """
@@ -26,6 +27,12 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train") -> No
     """``items``: iterable of (name, image or None, Panoptic)."""
     root = Path(root)
     write_schema(root, schema)
+    lines = ["# label:color_rgb:parts:actions"]
+    if 0 not in schema.ids:
+        lines.append("background:0,0,0::")
+    lines += [f"{c.name}:{','.join(map(str, c.color))}::" for c in schema.classes]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "labelmap.txt").write_text("\n".join(lines) + "\n")
     names = []
     for name, image, pan in items:
         if image is not None:

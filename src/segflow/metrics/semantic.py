@@ -48,6 +48,8 @@ class SemanticResult:
 
         per = {}
         for k, (cid, name) in enumerate(zip(self.class_ids, self.class_names)):
+            if name is None:  # an id the label schema does not define
+                continue
             d = {"id": cid, "iou": f(self.iou[k]), "dice": f(self.dice[k])}
             if self.boundary_f1 is not None:
                 d["boundary_f1"] = f(self.boundary_f1[k])
@@ -94,7 +96,8 @@ class SemanticEvaluator:
     """
 
     def __init__(self, num_classes: int, *, ignore_index: int = 255,
-                 class_names: list[str] | None = None, boundary_tolerance: int | None = None):
+                 class_names: list[str | None] | None = None,
+                 boundary_tolerance: int | None = None):
         self.n = int(num_classes)
         self.ignore_index = ignore_index
         self.names = class_names or [str(i) for i in range(self.n)]

@@ -9,13 +9,13 @@ from segflow.annotations import LabelSchema
 from segflow.synth.base import Canvas, Sample, ellipse, jitter, polygon, rotated_rect
 
 SCHEMA = LabelSchema.from_list([
-    {"id": 0, "name": "field", "color": [200, 180, 80]},
-    {"id": 1, "name": "forest", "color": [20, 100, 30]},
-    {"id": 2, "name": "water", "color": [30, 80, 200]},
-    {"id": 3, "name": "road", "color": [130, 130, 130]},
-    {"id": 4, "name": "building", "color": [220, 60, 40], "isthing": True},
+    {"id": 1, "name": "field", "color": [200, 180, 80]},
+    {"id": 2, "name": "forest", "color": [20, 100, 30]},
+    {"id": 3, "name": "water", "color": [30, 80, 200]},
+    {"id": 4, "name": "road", "color": [130, 130, 130]},
+    {"id": 5, "name": "building", "color": [220, 60, 40], "isthing": True},
 ])
-FIELD, FOREST, WATER, ROAD, BUILDING = range(5)
+FIELD, FOREST, WATER, ROAD, BUILDING = range(1, 6)
 
 
 def make(c: Canvas, n_objects: int, seed: int) -> Sample:

@@ -8,11 +8,11 @@ from segflow.annotations import LabelSchema
 from segflow.synth.base import Canvas, Sample, ellipse, jitter
 
 SCHEMA = LabelSchema.from_list([
-    {"id": 0, "name": "soil", "color": [120, 80, 50]},
-    {"id": 1, "name": "crop", "color": [40, 180, 40], "isthing": True},
-    {"id": 2, "name": "weed", "color": [230, 200, 30], "isthing": True},
+    {"id": 1, "name": "soil", "color": [120, 80, 50]},
+    {"id": 2, "name": "crop", "color": [40, 180, 40], "isthing": True},
+    {"id": 3, "name": "weed", "color": [230, 200, 30], "isthing": True},
 ])
-SOIL, CROP, WEED = 0, 1, 2
+SOIL, CROP, WEED = 1, 2, 3
 
 
 def _plant(c: Canvas, cx, cy, r, leaves: int, colour, narrow: float, cls: int) -> None:

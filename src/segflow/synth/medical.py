@@ -9,13 +9,13 @@ from segflow.annotations import LabelSchema
 from segflow.synth.base import Canvas, Sample, ellipse
 
 SCHEMA = LabelSchema.from_list([
-    {"id": 0, "name": "background", "color": [0, 0, 0]},
-    {"id": 1, "name": "body", "color": [150, 120, 90]},
-    {"id": 2, "name": "liver", "color": [180, 60, 60]},
-    {"id": 3, "name": "kidney", "color": [60, 160, 200]},
-    {"id": 4, "name": "lesion", "color": [250, 230, 40], "isthing": True},
+    {"id": 1, "name": "air", "color": [20, 20, 20]},
+    {"id": 2, "name": "body", "color": [150, 120, 90]},
+    {"id": 3, "name": "liver", "color": [180, 60, 60]},
+    {"id": 4, "name": "kidney", "color": [60, 160, 200]},
+    {"id": 5, "name": "lesion", "color": [250, 230, 40], "isthing": True},
 ])
-BG, BODY, LIVER, KIDNEY, LESION = range(5)
+BG, BODY, LIVER, KIDNEY, LESION = range(1, 6)
 
 
 def _grey(c: Canvas, level: float, amount: float, cells: int = 24):

@@ -9,14 +9,14 @@ from segflow.annotations import LabelSchema
 from segflow.synth.base import Canvas, Sample, ellipse, jitter, rect
 
 SCHEMA = LabelSchema.from_list([
-    {"id": 0, "name": "wall", "color": [200, 200, 200]},
-    {"id": 1, "name": "shelf", "color": [120, 90, 60]},
-    {"id": 2, "name": "bottle", "color": [30, 160, 60], "isthing": True},
-    {"id": 3, "name": "box", "color": [230, 120, 20], "isthing": True},
-    {"id": 4, "name": "can", "color": [200, 30, 30], "isthing": True},
-    {"id": 5, "name": "price_tag", "color": [250, 250, 120], "isthing": True},
+    {"id": 1, "name": "wall", "color": [200, 200, 200]},
+    {"id": 2, "name": "shelf", "color": [120, 90, 60]},
+    {"id": 3, "name": "bottle", "color": [30, 160, 60], "isthing": True},
+    {"id": 4, "name": "box", "color": [230, 120, 20], "isthing": True},
+    {"id": 5, "name": "can", "color": [200, 30, 30], "isthing": True},
+    {"id": 6, "name": "price_tag", "color": [250, 250, 120], "isthing": True},
 ])
-WALL, SHELF, BOTTLE, BOX, CAN, TAG = range(6)
+WALL, SHELF, BOTTLE, BOX, CAN, TAG = range(1, 7)
 BRANDS = [(0.8, 0.1, 0.1), (0.1, 0.3, 0.8), (0.95, 0.75, 0.1), (0.1, 0.6, 0.2), (0.9, 0.9, 0.9),
           (0.5, 0.1, 0.6), (0.95, 0.5, 0.1)]
 

@@ -9,17 +9,17 @@ from segflow.annotations import LabelSchema
 from segflow.synth.base import Canvas, Sample, ellipse, jitter, polygon, rect
 
 SCHEMA = LabelSchema.from_list([
-    {"id": 0, "name": "road", "color": [128, 64, 128]},
-    {"id": 1, "name": "sidewalk", "color": [244, 35, 232]},
-    {"id": 2, "name": "lane_marking", "color": [255, 255, 255]},
-    {"id": 3, "name": "building", "color": [70, 70, 70]},
-    {"id": 4, "name": "vegetation", "color": [107, 142, 35]},
-    {"id": 5, "name": "sky", "color": [70, 130, 180]},
-    {"id": 6, "name": "car", "color": [0, 0, 142], "isthing": True},
-    {"id": 7, "name": "pedestrian", "color": [220, 20, 60], "isthing": True},
-    {"id": 8, "name": "cyclist", "color": [119, 11, 32], "isthing": True},
+    {"id": 1, "name": "road", "color": [128, 64, 128]},
+    {"id": 2, "name": "sidewalk", "color": [244, 35, 232]},
+    {"id": 3, "name": "lane_marking", "color": [255, 255, 255]},
+    {"id": 4, "name": "building", "color": [70, 70, 70]},
+    {"id": 5, "name": "vegetation", "color": [107, 142, 35]},
+    {"id": 6, "name": "sky", "color": [70, 130, 180]},
+    {"id": 7, "name": "car", "color": [0, 0, 142], "isthing": True},
+    {"id": 8, "name": "pedestrian", "color": [220, 20, 60], "isthing": True},
+    {"id": 9, "name": "cyclist", "color": [119, 11, 32], "isthing": True},
 ])
-ROAD, SIDEWALK, LANE, BUILDING, VEG, SKY, CAR, PED, CYC = range(9)
+ROAD, SIDEWALK, LANE, BUILDING, VEG, SKY, CAR, PED, CYC = range(1, 10)
 
 
 def generate(c: Canvas, n_objects: int) -> None:
