@@ -198,7 +198,21 @@ def test_cli_eval_instance_perfect_predictions(tmp_path):
              "--json")
     assert p.returncode == 0, p.stderr
     r = json.loads(p.stdout)
-    assert r["ap"] == 1.0 and r["ap50"] == 1.0
+    assert r["ap"] == 1.0 and r["ap50"] == 1.0 and r["counting_error"] == 0.0
+    # against pycocotools run directly on the same files
+    from pycocotools.cocoeval import COCOeval
+
+    api = COCO(str(tmp_path / "gt" / "annotations" / "instances_default.json"))
+    dets = [dict(a, score=0.9) for a in d["annotations"][::2]]  # half the objects found
+    (tmp_path / "half.json").write_text(json.dumps(dets))
+    e = COCOeval(api, api.loadRes(dets), iouType="segm")
+    e.evaluate()
+    e.accumulate()
+    e.summarize()
+    half = json.loads(_cli("eval", "--task", "instance", "--gt", tmp_path / "gt", "--pred",
+                           tmp_path / "half.json", "--json").stdout)
+    assert abs(half["ap"] - e.stats[0]) < 1e-12 and abs(half["ap50"] - e.stats[1]) < 1e-12
+    assert half["counting_error"] > 0
 
 
 def test_cli_eval_errors_are_one_line(tmp_path):
@@ -283,3 +297,34 @@ def test_exports_open_in_datumaro_with_identical_masks(tmp_path, fmt, dm_format,
             exp = [(schema.by_id(s.category_id).name, (pan.seg_ids == s.id).tobytes())
                    for s in segs]
         assert got == sorted(exp)
+
+
+def test_yolo_text_round_trip_and_polygon_fidelity(tmp_path):
+    from segflow.formats import yolo
+
+    export_synthetic("retail", tmp_path / "src", n=2, seed=5, size=128, fmt="coco",
+                     progress=False)
+    from segflow.formats.convert import convert
+
+    lost = convert(tmp_path / "src", tmp_path / "y", to="yolo", progress=False)
+    assert any("polygons" in x for x in lost)
+    ds = open_dataset(tmp_path / "y")
+    src = open_dataset(tmp_path / "src")
+    for a, b in zip(src, ds):
+        assert len(a.instances) == len(b.instances)
+        for x, y in zip(a.instances.items, b.instances.items):  # boxes and bottles: near exact
+            inter = (x.mask & y.mask).sum()
+            assert inter / (x.mask | y.mask).sum() > 0.9 and x.category_id == y.category_id
+    # YOLO -> YOLO is exact on the text
+    convert(tmp_path / "y", tmp_path / "y2", to="yolo", progress=False)
+    for p in sorted((tmp_path / "y" / "labels").rglob("*.txt")):
+        q = tmp_path / "y2" / p.relative_to(tmp_path / "y")
+        assert p.read_text() == q.read_text()
+    # malformed lines are refused with file and line
+    bad = tmp_path / "y" / "labels" / "train" / "retail_5_00000.txt"
+    bad.write_text("0 0.1 0.1 0.2 0.2\n")
+    with pytest.raises(SegflowError, match="line 1: a polygon needs at least 3 points"):
+        yolo.read(tmp_path / "y")[0]
+    bad.write_text("9 0.1 0.1 0.2 0.2 0.3 0.1\n")
+    with pytest.raises(SegflowError, match="class 9 outside"):
+        yolo.read(tmp_path / "y")[0]

@@ -109,8 +109,10 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(str(gt))
         if not results:
+            n = len(coco_gt.getAnnIds(iscrowd=False))
             return {"ap": 0.0, "ap50": 0.0, "ap75": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
-                    "ar": 0.0, "images": len(coco_gt.getImgIds())}
+                    "ar": 0.0, "counting_error": n / max(len(coco_gt.getImgIds()), 1),
+                    "images": len(coco_gt.getImgIds())}
         known = set(coco_gt.getImgIds())
         for k, r in enumerate(results):
             if r.get("image_id") not in known:
@@ -121,5 +123,16 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
         e.accumulate()
         e.summarize()
     s = [float(v) for v in e.stats]
+    # Counting error: per image, |detections scoring >= 0.5 - ground-truth objects (not crowd)|.
+    n_gt = {i: 0 for i in coco_gt.getImgIds()}
+    for a in coco_gt.dataset["annotations"]:
+        if not a.get("iscrowd", 0):
+            n_gt[a["image_id"]] += 1
+    n_dt = dict.fromkeys(n_gt, 0)
+    for r in results:
+        if r.get("score", 1.0) >= 0.5:
+            n_dt[r["image_id"]] += 1
+    count_err = float(np.mean([abs(n_dt[i] - n_gt[i]) for i in n_gt])) if n_gt else 0.0
     return {"ap": s[0], "ap50": s[1], "ap75": s[2], "aps": s[3], "apm": s[4], "apl": s[5],
-            "ar1": s[6], "ar10": s[7], "ar": s[8], "images": len(coco_gt.getImgIds())}
+            "ar1": s[6], "ar10": s[7], "ar": s[8], "counting_error": count_err,
+            "images": len(coco_gt.getImgIds())}

@@ -8,6 +8,7 @@ coco            images/S/, annotations/instances_S.json      instances
 coco_panoptic   images/S/, annotations/panoptic_S(.json)/    panoptic (+ semantic)
 cityscapes      leftImg8bit/, gtFine/ labelIds + instanceIds  panoptic (+ semantic)
 voc             SegmentationClass/, SegmentationObject/       panoptic (+ semantic)
+yolo            data.yaml, images/S/, labels/S/*.txt          instances (polygons)
 ==============  ===========================================  =========================
 """
 
@@ -16,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from segflow.errors import SegflowError
-from segflow.formats import cityscapes, coco, coco_panoptic, folders, voc
+from segflow.formats import cityscapes, coco, coco_panoptic, folders, voc, yolo
 from segflow.formats.base import Dataset, Item
 
 READERS = {"folders": folders.read, "coco": coco.read, "coco_panoptic": coco_panoptic.read,
-           "cityscapes": cityscapes.read, "voc": voc.read}
+           "cityscapes": cityscapes.read, "voc": voc.read, "yolo": yolo.read}
 FORMATS = tuple(READERS)
 
 
@@ -31,6 +32,8 @@ def detect(root: Path) -> str:
         return "coco_panoptic"
     if any((root / "annotations").glob("instances*.json")):
         return "coco"
+    if (root / "data.yaml").is_file() and (root / "labels").is_dir():
+        return "yolo"
     if (root / "gtFine").is_dir():
         return "cityscapes"
     if (root / "SegmentationClass").is_dir():

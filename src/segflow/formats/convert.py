@@ -8,9 +8,9 @@ import numpy as np
 
 from segflow.annotations import Instances, Panoptic, SemanticMask, panoptic_from
 from segflow.errors import SegflowError
-from segflow.formats import cityscapes, coco, coco_panoptic, folders, open_dataset, voc
+from segflow.formats import cityscapes, coco, coco_panoptic, folders, open_dataset, voc, yolo
 
-WRITERS = ("folders", "coco", "coco_panoptic", "cityscapes", "voc")
+WRITERS = ("folders", "coco", "coco_panoptic", "cityscapes", "voc", "yolo")
 
 
 def _panoptic_of(item, schema) -> tuple[Panoptic, list[str]]:
@@ -38,8 +38,10 @@ def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None
     ds = open_dataset(src, src_format)
     schema = ds.schema
     lost: set[str] = set()
-    if ds.kind == "panoptic" and to == "coco":
-        lost.add("stuff classes (COCO instances holds things only)")
+    if ds.kind == "panoptic" and to in ("coco", "yolo"):
+        lost.add(f"stuff classes ({to} holds things only)")
+    if to == "yolo":
+        lost.add("exact masks: objects become polygons (outer boundary of the largest part)")
     if ds.kind == "instances" and to in ("folders", "coco_panoptic", "cityscapes", "voc"):
         lost.add("nothing of the objects, but no stuff: non-object pixels become void")
     if to == "voc" and any(s for s in schema.classes if s.isthing):
@@ -63,6 +65,9 @@ def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None
                                   else pan.to_instances()) for it, img, pan in items()))
     elif to == "coco_panoptic":
         coco_panoptic.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
+    elif to == "yolo":
+        yolo.write(dst, schema, ((it.name, img, it.instances if ds.kind == "instances"
+                                  else pan.to_instances()) for it, img, pan in items()))
     elif to == "cityscapes":
         cityscapes.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
     else:
