@@ -225,3 +225,45 @@ def test_pq_prediction_void_follows_coco_not_torchmetrics():
     ev = PanopticEvaluator(SCHEMA)
     ev.update(Panoptic(gt, [Segment(1, 1, True)]), Panoptic(pr, [Segment(1, 1, True)]))
     assert ev.compute().per_class["c1"]["sq"] == 6 / 8  # panopticapi; torchmetrics gives 6/6
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_semantic_iou_equals_cityscapesscripts(tmp_path_factory, seed):
+    """Cityscapes' own evaluator: class IoU over its 19 evaluated labels, ignoreInEval
+    ground truth skipped, equals our dataset IoU with those ids mapped to the ignore id."""
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as cs
+    from cityscapesscripts.helpers.labels import labels as cs_labels
+    from PIL import Image
+
+    tmp = tmp_path_factory.mktemp("cs")
+    rng = np.random.default_rng(seed)
+    ids = np.array([lb.id for lb in cs_labels if lb.id >= 0])
+    ignored = [lb.id for lb in cs_labels if lb.ignoreInEval and lb.id >= 0]
+    gts, preds = [], []
+    for k in range(2):
+        g = _blocky(rng, (24, 32), ids, block=4).astype(np.uint8)
+        p = np.where(rng.random(g.shape) < 0.3, rng.choice(ids, g.shape), g).astype(np.uint8)
+        Image.fromarray(g).save(tmp / f"g{k}_gtFine_labelIds.png")
+        Image.fromarray(p).save(tmp / f"p{k}.png")
+        gts.append(g)
+        preds.append(p)
+    import copy
+
+    args = copy.copy(cs.args)
+    args.quiet, args.JSONOutput, args.evalInstLevelScore = True, False, False
+    args.evalLabels = [lb.id for lb in cs_labels if lb.id >= 0 and not lb.ignoreInEval]
+    args.exportFile = str(tmp / "r.json")
+    res = cs.evaluateImgLists([str(tmp / f"p{k}.png") for k in range(2)],
+                              [str(tmp / f"g{k}_gtFine_labelIds.png") for k in range(2)], args)
+    ev = SemanticEvaluator(34)
+    for g, p in zip(gts, preds):
+        ev.update(np.where(np.isin(g, ignored), 255, g), p)
+    ours = ev.compute()
+    for lb in cs_labels:
+        if lb.id in args.evalLabels:
+            ref = res["classScores"][lb.name]
+            if np.isnan(ref):
+                assert np.isnan(ours.iou[lb.id]) or ours.iou[lb.id] == 0
+            else:
+                assert abs(ours.iou[lb.id] - ref) < 1e-6
