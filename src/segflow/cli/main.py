@@ -193,10 +193,15 @@ def segment(
 
 
 from segflow.cli import data as _data  # noqa: E402
+from segflow.cli import models as _models  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
 from segflow.cli.evalcmd import eval_command as _eval  # noqa: E402
 
 app.add_typer(_data.app, name="data")
+app.command("train", epilog=_models.TRAIN_EPILOG)(_models.train_command)
+app.command("predict", epilog=_models.PREDICT_EPILOG)(_models.predict_command)
+app.command("export")(_models.export_command)
+app.add_typer(_models.models_app, name="models")
 app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 

@@ -1,0 +1,130 @@
+"""``segflow train``, ``predict``, ``export`` and ``models show``: the deep-learning commands.
+Torch is imported only when one of them runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from segflow.cli._common import console, emit_json, error_line
+
+TRAIN_EPILOG = """
+**Examples**
+
+    segflow data synth street -n 400 --seed 1 -o data/street-train
+
+    segflow train configs/street_unet.yaml
+
+    segflow train configs/street_unet.yaml --resume          # continue runs/<name>/last.pt
+
+    segflow train configs/street_unet.yaml --device cpu
+
+Ctrl-C saves `last.pt`; `--resume` continues exactly from it.
+"""
+
+
+def train_command(
+    config: Path = typer.Argument(..., help="Training config (YAML)."),
+    resume: str = typer.Option(None, "--resume", help="Checkpoint to continue ('last' = out/last.pt).",
+                               flag_value="last", is_flag=False),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """Train a semantic segmentation model from a config file."""
+    from segflow.train import load_config
+    from segflow.train.trainer import Trainer
+
+    cfg = load_config(config)
+    tr = Trainer(cfg, device=device, progress=not json_out and sys.stderr.isatty())
+    if resume:
+        tr.resume(Path(cfg.out) / "last.pt" if resume == "last" else resume)
+    try:
+        last = tr.fit()
+    except KeyboardInterrupt:
+        error_line(f"interrupted at step {tr.step}; saved {Path(cfg.out) / 'last.pt'} "
+                   f"(continue with --resume)", "stopped")
+        raise typer.Exit(130) from None
+    d = {"out": cfg.out, "step": tr.step, "epoch": tr.epoch, "metrics": last,
+         "outputs": [str(Path(cfg.out) / n) for n in ("last.pt", "best.pt", "metrics.jsonl",
+                                                        "curves.png")]}
+    if json_out:
+        emit_json(d)
+    else:
+        console.print(f"{cfg.name}: {tr.step} steps, val mIoU {last.get('miou', float('nan')):.4f}"
+                      f" -> {cfg.out}")
+
+
+PREDICT_EPILOG = """
+**Examples**
+
+    segflow predict runs/street/best.pt photos/ -o out/pred
+
+    segflow predict runs/aerial/best.pt big.tif -o out/pred --tile 512 --overlap 64 --tta --probs
+"""
+
+
+def predict_command(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
+    inputs: list[Path] = typer.Argument(..., help="Images or folders."),
+    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+    tile: int = typer.Option(None, "--tile", help="Sliding-window size for large images."),
+    overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
+    tta: bool = typer.Option(False, "--tta", help="Average with the horizontal flip."),
+    probs: bool = typer.Option(False, "--probs", help="Also save class probabilities (.npy)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+) -> None:
+    """Predict masks (indexed PNG) and overlays for images and folders."""
+    from segflow.predict.predictor import Predictor
+
+    pr = Predictor(checkpoint, device=device)
+    written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
+                               progress=not json_out and sys.stderr.isatty())
+    if json_out:
+        emit_json({"outputs": written, "errors": failures})
+    else:
+        console.print(f"{len(written)} files -> {out}")
+    for f in failures:
+        error_line(f, "failed")
+    if failures:
+        raise typer.Exit(1)
+
+
+def export_command(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    out: Path = typer.Option(None, "-o", "--out", help="Output file (default: next to the checkpoint)."),
+) -> None:
+    """Export a model with a dynamic image size (ONNX or TorchScript)."""
+    from segflow.predict.export import export
+
+    out = out or checkpoint.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
+    console.print(f"exported {export(checkpoint, out, fmt)}")
+
+
+models_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
+
+
+@models_app.command("show", epilog="**Example**\n\n    segflow models show runs/street/best.pt")
+def show(checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
+         json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout.")) -> None:
+    """Print a checkpoint's config, label schema, data fingerprint, metrics and versions."""
+    from segflow.train import checkpoint as ckpt
+
+    ck = ckpt.load(checkpoint)
+    d = {k: ck.get(k) for k in ("model", "step", "epoch", "data_fingerprint", "metrics",
+                                "versions", "schema", "config")}
+    if json_out:
+        emit_json(d)
+        return
+    from rich.console import Console
+
+    c = Console()
+    c.print(f"[bold]{checkpoint}[/bold]: {d['model']['name']} {json.dumps(d['model']['args'])}")
+    c.print(f"step {d['step']}, epoch {d['epoch']}, data fingerprint {d['data_fingerprint']}")
+    c.print(f"metrics: {json.dumps(d['metrics'])}", highlight=False)
+    c.print(f"versions: {json.dumps(d['versions'])}", highlight=False)
+    c.print("classes: " + ", ".join(f"{x['id']}={x['name']}" for x in d["schema"]["classes"]))

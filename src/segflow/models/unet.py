@@ -1,0 +1,85 @@
+"""U-Net (Ronneberger et al. 2015) with configurable depth, width, norm and up-sampling."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def norm_layer(kind: str, ch: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    if kind == "group":
+        return nn.GroupNorm(min(8, ch), ch)
+    raise ValueError(f"norm must be batch or group, got {kind!r}")
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), norm_layer(norm, cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), norm_layer(norm, cout),
+            nn.ReLU(inplace=True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
+class Up(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int, mode: str, norm: str, dropout: float):
+        super().__init__()
+        self.mode = mode
+        if mode == "transpose":
+            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+            cin = cin // 2
+        self.conv = DoubleConv(cin + cskip, cout, norm, dropout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        if self.mode == "transpose":
+            x = self.up(x)
+        else:
+            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.conv(torch.cat([skip, x], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net for semantic segmentation.
+
+    Input ``(B, in_channels, H, W)`` float; output ``(B, num_classes, H, W)`` logits. H and W
+    must be multiples of ``2**depth`` — :class:`segflow.models.PadToStride` handles any size.
+    ``extra_outputs`` adds channels after the class logits (e.g. 1 for a distance map used to
+    split touching objects).
+    """
+
+    def __init__(self, *, in_channels: int = 3, num_classes: int, depth: int = 4,
+                 base_width: int = 32, norm: Literal["batch", "group"] = "batch",
+                 upsampling: Literal["bilinear", "transpose"] = "bilinear",
+                 dropout: float = 0.0, extra_outputs: int = 0):
+        super().__init__()
+        if not 1 <= depth <= 6:
+            raise ValueError(f"depth must be 1..6, got {depth}")
+        widths = [base_width * 2**i for i in range(depth + 1)]
+        self.stride = 2**depth
+        self.inc = DoubleConv(in_channels, widths[0], norm)
+        self.downs = nn.ModuleList(
+            DoubleConv(widths[i], widths[i + 1], norm, dropout if i == depth - 1 else 0.0)
+            for i in range(depth))
+        self.ups = nn.ModuleList(
+            Up(widths[i + 1], widths[i], widths[i], upsampling, norm, 0.0)
+            for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], num_classes + extra_outputs, 1)
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(F.max_pool2d(skips[-1], 2)))
+        y = skips.pop()
+        for up in self.ups:
+            y = up(y, skips.pop())
+        return self.head(y)

@@ -1,0 +1,1 @@
+"""Prediction: checkpoints to masks, tiled for large images; export to ONNX/TorchScript."""

@@ -1,0 +1,130 @@
+"""Training configuration: a YAML file mapped field by field onto Pydantic models, so a wrong
+key or value is reported with the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from segflow.errors import ConfigError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    train: str
+    val: str | None = None
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    format: str | None = None
+
+
+class ModelConfig(Strict):
+    name: Literal["unet", "deeplabv3plus", "fpn"] = "unet"
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(Strict):
+    name: Literal["ce", "dice", "focal", "ce+dice", "focal+dice"] = "ce"
+    class_weights: list[float] | None = None
+    focal_gamma: float = Field(2.0, ge=0)
+    dice_weight: float = Field(1.0, ge=0)
+
+
+class OptimConfig(Strict):
+    name: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class ScheduleConfig(Strict):
+    name: Literal["poly", "cosine", "constant"] = "poly"
+    warmup_steps: int = Field(0, ge=0)
+    power: float = Field(0.9, gt=0)
+
+
+class AugmentConfig(Strict):
+    hflip: bool = True
+    vflip: bool = False
+    scale: tuple[float, float] = (1.0, 1.0)
+    rotate: float = Field(0.0, ge=0, le=180)
+    color_jitter: float = Field(0.0, ge=0, le=1)
+    blur: float = Field(0.0, ge=0, le=1)
+    noise: float = Field(0.0, ge=0, le=1)
+
+
+class EarlyStopConfig(Strict):
+    metric: Literal["miou", "pixel_accuracy", "dice", "val_loss"] = "miou"
+    patience: int = Field(5, ge=1)
+
+
+class TrainLoopConfig(Strict):
+    epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(8, ge=1)
+    crop: int | None = Field(None, ge=16)
+    grad_accum: int = Field(1, ge=1)
+    amp: Literal["auto", "on", "off"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    checkpoint_every: int = Field(200, ge=1)
+    early_stopping: EarlyStopConfig | None = None
+    log_every: int = Field(10, ge=1)
+    tensorboard: bool = False
+
+
+class TrainConfig(Strict):
+    name: str = "run"
+    seed: int = 0
+    out: str = "runs/run"
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    augment: AugmentConfig = AugmentConfig()
+    train: TrainLoopConfig = TrainLoopConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        lo, hi = self.augment.scale
+        if not 0 < lo <= hi:
+            raise ValueError("augment.scale must be [min, max] with 0 < min <= max")
+        return self
+
+
+def parse_config(data: Any, source: str = "<config>") -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"{source}: unknown field '{field}'; check the spelling "
+                              "(see configs/ for examples)") from None
+        if err["type"] == "missing":
+            raise ConfigError(f"{source}: missing required field '{field}'") from None
+        raise ConfigError(f"{source}: {field}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: no such config file")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping of fields")
+    cfg = parse_config(data, str(p))
+    base = p.parent
+    for attr in ("train", "val"):  # data paths are relative to the config file
+        v = getattr(cfg.data, attr)
+        if v and not Path(v).is_absolute() and not Path(v).exists() and (base / v).exists():
+            setattr(cfg.data, attr, str(base / v))
+    return cfg

@@ -1,0 +1,167 @@
+"""Deep models on tiny sizes: shapes on odd sizes, learning, resume, export, tiling, errors."""
+
+import json
+
+import pytest
+import torch
+
+from segflow.errors import ConfigError, SegflowError
+from segflow.models import create_model
+from segflow.synth.export import export_synthetic
+from segflow.train import parse_config
+from segflow.train.losses import SegLoss
+from segflow.train.trainer import Trainer
+
+torch.set_num_threads(2)
+
+
+@pytest.mark.parametrize("name,args", [
+    ("unet", {"depth": 3, "base_width": 4}),
+    ("unet", {"depth": 2, "base_width": 4, "norm": "group", "upsampling": "transpose",
+              "dropout": 0.1}),
+    ("deeplabv3plus", {"backbone": "resnet18", "width": 16}),
+    ("fpn", {"backbone": "mobilenet_v3_large", "width": 16}),
+    ("fpn", {"backbone": "resnet34", "width": 16}),
+])
+def test_forward_backward_on_odd_sizes(name, args):
+    m = create_model(name, num_classes=3, **args)
+    for h, w in ((37, 53), (64, 31)):
+        x = torch.rand(2, 3, h, w)
+        y = m(x)
+        assert y.shape == (2, 3, h, w)
+        y.mean().backward()
+        assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
+        m.zero_grad()
+
+
+def test_mask_rcnn_trains_on_an_empty_image_without_nans():
+    m = create_model("maskrcnn", num_classes=3, backbone="resnet18_fpn", min_size=96, max_size=128)
+    m.train()
+    imgs = [torch.rand(3, 90, 110), torch.rand(3, 80, 80)]
+    obj = torch.zeros(1, 80, 80, dtype=torch.uint8)
+    obj[0, 20:50, 10:40] = 1
+    targets = [
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
+         "masks": torch.zeros(0, 90, 110, dtype=torch.uint8)},
+        {"boxes": torch.tensor([[10.0, 20.0, 40.0, 50.0]]), "labels": torch.tensor([2]),
+         "masks": obj},
+    ]
+    opt = torch.optim.SGD(m.parameters(), lr=0.005, momentum=0.9)
+    for _ in range(2):
+        losses = m(imgs, targets)
+        total = sum(losses.values())
+        assert all(torch.isfinite(v) for v in losses.values())
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        out = m([torch.rand(3, 64, 64)])
+    assert set(out[0]) >= {"boxes", "labels", "scores", "masks"}
+
+
+def test_training_steps_lower_the_loss_on_a_fixed_batch():
+    torch.manual_seed(0)
+    m = create_model("unet", num_classes=4, depth=2, base_width=8)
+    x = torch.rand(4, 3, 32, 32)
+    y = (x[:, 0] * 4).clamp(max=3.99).long()  # a learnable mapping from colour to class
+    y[:, :2] = 255  # ignore label
+    loss_fn = SegLoss("ce+dice", ignore_index=255, class_weights=[1, 1, 2, 1])
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+    first = float(loss_fn(m(x), y))
+    for _ in range(10):
+        opt.zero_grad()
+        loss = loss_fn(m(x), y)
+        loss.backward()
+        opt.step()
+    assert float(loss_fn(m(x), y)) < 0.8 * first
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    export_synthetic("street", root / "street", n=10, seed=1, size=64, progress=False)
+    return root / "street"
+
+
+def _cfg(data, out, **train):
+    return parse_config({
+        "name": "t", "seed": 3, "out": str(out), "data": {"train": str(data), "val_fraction": 0.2},
+        "model": {"name": "unet", "args": {"depth": 2, "base_width": 8}},
+        "augment": {"hflip": True, "scale": [0.8, 1.2], "color_jitter": 0.1},
+        "train": {"epochs": 3, "batch_size": 4, "log_every": 1, "checkpoint_every": 2, **train},
+    })
+
+
+def _train_losses(out):
+    return [r["loss"] for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+            if r["type"] == "train"]
+
+
+def test_same_seed_same_run_and_resume_is_exact(tiny_data, tmp_path, monkeypatch):
+    Trainer(_cfg(tiny_data, tmp_path / "a"), progress=False).fit()
+    Trainer(_cfg(tiny_data, tmp_path / "b"), progress=False).fit()
+    full = _train_losses(tmp_path / "a")
+    assert full == _train_losses(tmp_path / "b")  # a fixed seed gives the same run
+
+    # Interrupt at the 4th step (as Ctrl-C would), then resume from last.pt.
+    t = Trainer(_cfg(tiny_data, tmp_path / "c"), progress=False)
+    calls = {"n": 0}
+    real = Trainer.train_step
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "train_step", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        t.fit()
+    monkeypatch.setattr(Trainer, "train_step", real)
+    r = Trainer(_cfg(tiny_data, tmp_path / "c"), progress=False)
+    r.resume(tmp_path / "c" / "last.pt")
+    assert r.step == 3
+    r.fit()
+    assert _train_losses(tmp_path / "c") == full  # the curve continues exactly
+    assert (tmp_path / "c" / "curves.png").exists() and (tmp_path / "c" / "metrics.csv").exists()
+
+
+def test_onnx_matches_pytorch_and_tiling_matches_whole_image(tiny_data, tmp_path):
+    import onnxruntime as ort
+
+    from segflow.predict.export import export
+    from segflow.predict.predictor import Predictor
+    from segflow.synth import synthesize
+
+    Trainer(_cfg(tiny_data, tmp_path / "run", epochs=2), progress=False).fit()
+    ck = tmp_path / "run" / "last.pt"
+    onnx_path = export(ck, tmp_path / "m.onnx")
+    sess = ort.InferenceSession(str(onnx_path))
+    pred = Predictor(ck, device="cpu")
+    img = synthesize("street", seed=50, size=(150, 230)).image
+    x = (torch.from_numpy(img).permute(2, 0, 1).float() / 255)[None]
+    with torch.no_grad():
+        ref = pred.model(x).numpy()
+    got = sess.run(None, {"image": x.numpy()})[0]
+    assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.999
+    whole = pred.predict(img)
+    tiled = pred.predict(img, tile=96, overlap=32)
+    assert (whole == tiled).mean() >= 0.995
+
+
+def test_config_errors_name_file_and_field(tmp_path):
+    from segflow.train import load_config
+
+    p = tmp_path / "c.yaml"
+    p.write_text("name: x\ndata: {train: d}\nmodel: {name: unett}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: model.name: .*unett"):
+        load_config(p)
+    p.write_text("name: x\ndata: {train: d}\ntrain: {batchsize: 4}\n")
+    with pytest.raises(ConfigError, match="unknown field 'train.batchsize'"):
+        load_config(p)
+    p.write_text("name: x\n")
+    with pytest.raises(ConfigError, match="missing required field 'data'"):
+        load_config(p)
+    with pytest.raises(SegflowError, match="unknown model"):
+        create_model("segformer", num_classes=2)
