@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -165,3 +166,52 @@ def test_config_errors_name_file_and_field(tmp_path):
         load_config(p)
     with pytest.raises(SegflowError, match="unknown model"):
         create_model("segformer", num_classes=2)
+
+
+def _schema():
+    from segflow.annotations import LabelSchema
+
+    return LabelSchema.from_list([{"id": 1, "name": "road"}, {"id": 2, "name": "sky"},
+                                  {"id": 3, "name": "car", "isthing": True},
+                                  {"id": 4, "name": "pole"}])
+
+
+def test_panoptic_fusion_rules():
+    from segflow.models.panoptic import fuse_panoptic
+
+    sem = np.ones((20, 20), np.int64)
+    sem[:5] = 2  # sky strip
+    sem[18:, 18:] = 4  # a tiny pole: below min_stuff_area, becomes void
+    a = np.zeros((20, 20))
+    a[8:14, 2:10] = 0.9
+    b = np.zeros((20, 20))
+    b[9:14, 3:10] = 0.8  # mostly covered by a: dropped
+    c = np.zeros((20, 20))
+    c[8:14, 8:16] = 0.9  # overlaps a by 2/8 columns: keeps its free pixels
+    d = np.zeros((20, 20))
+    d[15:18, 1:4] = 0.9  # score below the threshold: ignored
+    pan = fuse_panoptic(sem, np.stack([a, b, c, d]), np.array([0.95, 0.9, 0.8, 0.3]),
+                        np.array([3, 3, 3, 3]), _schema(), min_stuff_area=10)
+    things = [s for s in pan.segments if s.isthing]
+    assert len(things) == 2
+    sa, sc = things
+    assert (pan.seg_ids == sa.id).sum() == 48 and (pan.seg_ids == sc.id).sum() == 48 - 12
+    cats = pan.category_map(void=0)
+    assert (cats[:5] == 2).all() and cats[19, 19] == 0 and cats[16, 2] == 1
+
+
+def test_instances_from_semantic_split_touching_blobs():
+    from segflow.models.panoptic import instances_from_semantic
+
+    sem = np.ones((60, 100), np.int64)
+    yy, xx = np.mgrid[:60, :100]
+    for cx in (30, 62):
+        sem[(yy - 30) ** 2 + (xx - cx) ** 2 <= 17**2] = 3
+    sem[5:8, 90:93] = 3  # a small separate blob
+    inst = instances_from_semantic(sem, _schema(), min_distance=8, min_area=4)
+    assert len(inst) == 3 and all(i.category_id == 3 for i in inst.items)
+    covered = np.zeros((60, 100), bool)
+    for i in inst.items:
+        assert not (covered & i.mask.astype(bool)).any()
+        covered |= i.mask.astype(bool)
+    assert (covered == (sem == 3)).all()
