@@ -6,9 +6,10 @@ from segflow.demo import run_demo
 
 
 def test_demo_writes_report_with_pictures(tmp_path):
-    report = run_demo(tmp_path, workers=1)
+    report = run_demo(tmp_path, workers=1, train_seconds=3)
     html = report.read_text()
     assert "Synthetic street set" in html and "Segmentations" in html
+    assert "U-Net (segflow train)" in html and (tmp_path / "deep" / "run" / "last.pt").exists()
     srcs = re.findall(r'src="([^"]+)"', html)
     assert len(srcs) >= 30
     assert all((tmp_path / s).is_file() for s in srcs)  # every picture the page shows exists
