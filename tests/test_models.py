@@ -215,3 +215,23 @@ def test_instances_from_semantic_split_touching_blobs():
         assert not (covered & i.mask.astype(bool)).any()
         covered |= i.mask.astype(bool)
     assert (covered == (sem == 3)).all()
+
+
+def test_mask_rcnn_trains_from_a_config_and_predicts(tmp_path):
+    from segflow.predict.predictor import Predictor
+
+    export_synthetic("retail", tmp_path / "d", n=6, seed=2, size=80, fmt="coco", progress=False)
+    cfg = parse_config({
+        "name": "m", "task": "instance", "out": str(tmp_path / "run"),
+        "data": {"train": str(tmp_path / "d"), "val_fraction": 0.2},
+        "model": {"name": "maskrcnn", "args": {"backbone": "resnet18_fpn", "min_size": 80,
+                                               "max_size": 96}},
+        "optim": {"name": "adamw", "lr": 2e-4}, "schedule": {"warmup_steps": 2},
+        "train": {"epochs": 1, "batch_size": 2, "clip_grad_norm": 5.0}})
+    rec = Trainer(cfg, progress=False).fit()
+    assert set(rec) >= {"ap", "ap50"} and 0 <= rec["ap50"] <= 1
+    written, failures = Predictor(tmp_path / "run" / "last.pt", device="cpu").run(
+        [tmp_path / "d" / "images"], tmp_path / "pred", progress=False)
+    assert not failures and (tmp_path / "pred" / "detections.json").exists()
+    with pytest.raises(ConfigError, match="task instance needs model maskrcnn"):
+        parse_config({"task": "instance", "data": {"train": "x"}})

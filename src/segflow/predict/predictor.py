@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from segflow.io import list_images, read_image, write_image, write_mask
+from segflow.io import list_images, read_image, write_ids, write_image, write_mask
 from segflow.train import checkpoint as ckpt
 from segflow.train.data import to_tensor_image
 
@@ -21,6 +21,29 @@ class Predictor:
         self.model = ckpt.build_model(self.ck).to(self.device)
         self.schema = ckpt.schema_of(self.ck)
         self.num_classes = self.ck["model"]["args"]["num_classes"]
+        self.instance = self.ck.get("task") == "instance"
+        self.cat_of = {int(k): v for k, v in (self.ck.get("label_to_class") or {}).items()}
+
+    @torch.no_grad()
+    def instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
+        """Mask R-CNN checkpoints: (Instances, class mask) for one image."""
+        from segflow.annotations import Instance, Instances
+
+        out = self.model([to_tensor_image(image).to(self.device)])[0]
+        h, w = image.shape[:2]
+        inst = Instances(h, w)
+        for m, s, lab in zip(out["masks"], out["scores"], out["labels"]):
+            if float(s) < score_threshold:
+                continue
+            mask = (m[0] >= 0.5).cpu().numpy().astype(np.uint8)
+            if mask.any():
+                inst.items.append(Instance.from_mask(mask, self.cat_of[int(lab)],
+                                                     id=len(inst.items) + 1, score=float(s)))
+        ids = inst.id_map()
+        cls = np.zeros((h, w), np.uint8)
+        for it in inst.items:
+            cls[ids == it.id] = it.category_id
+        return inst, cls
 
     @torch.no_grad()
     def _probs(self, x: torch.Tensor, tta: bool) -> torch.Tensor:
@@ -55,13 +78,27 @@ class Predictor:
         from segflow.ops.draw import draw_overlay
 
         out = Path(out)
-        written, failures = [], []
+        written, failures, detections = [], [], []
         paths = list_images(inputs)
         for p in track(paths, description="predict", disable=not progress):
             try:
                 img = read_image(p)
             except Exception as e:  # noqa: BLE001 - reported, others go on
                 failures.append(str(e))
+                continue
+            if self.instance:
+                inst, mask = self.instances(img)
+                written.append(str(write_ids(out / f"{p.stem}_instances.png", inst.id_map())))
+                written.append(str(write_mask(out / f"{p.stem}_mask.png", mask,
+                                              palette=self.schema.palette())))
+                for it in inst.items:
+                    detections.append({"file_name": p.name, "category_id": it.category_id,
+                                       "segmentation": it.rle, "bbox": it.bbox,
+                                       "score": it.score})
+                if overlay:
+                    ov = draw_overlay(img, labels=inst.id_map(),
+                                      boxes=[i.bbox for i in inst.items])
+                    written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
                 continue
             pr = self.probabilities(img, tile=tile, overlap=overlap, tta=tta)
             mask = pr.argmax(0).astype(np.uint8)
@@ -73,4 +110,9 @@ class Predictor:
             if overlay:
                 ov = draw_overlay(img, mask, palette=self.schema.palette())
                 written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
+        if self.instance:
+            import json
+
+            (out / "detections.json").write_text(json.dumps(detections))
+            written.append(str(out / "detections.json"))
         return written, failures

@@ -24,7 +24,7 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    name: Literal["unet", "deeplabv3plus", "fpn"] = "unet"
+    name: Literal["unet", "deeplabv3plus", "fpn", "maskrcnn"] = "unet"
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -59,7 +59,7 @@ class AugmentConfig(Strict):
 
 
 class EarlyStopConfig(Strict):
-    metric: Literal["miou", "pixel_accuracy", "dice", "val_loss"] = "miou"
+    metric: Literal["miou", "pixel_accuracy", "dice", "val_loss", "ap", "ap50"] = "miou"
     patience: int = Field(5, ge=1)
 
 
@@ -69,6 +69,7 @@ class TrainLoopConfig(Strict):
     batch_size: int = Field(8, ge=1)
     crop: int | None = Field(None, ge=16)
     grad_accum: int = Field(1, ge=1)
+    clip_grad_norm: float | None = Field(None, gt=0)
     amp: Literal["auto", "on", "off"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"
     checkpoint_every: int = Field(200, ge=1)
@@ -79,6 +80,7 @@ class TrainLoopConfig(Strict):
 
 class TrainConfig(Strict):
     name: str = "run"
+    task: Literal["semantic", "instance"] = "semantic"
     seed: int = 0
     out: str = "runs/run"
     data: DataConfig
@@ -94,6 +96,10 @@ class TrainConfig(Strict):
         lo, hi = self.augment.scale
         if not 0 < lo <= hi:
             raise ValueError("augment.scale must be [min, max] with 0 < min <= max")
+        if (self.task == "instance") != (self.model.name == "maskrcnn"):
+            raise ValueError(f"task {self.task} needs model "
+                             f"{'maskrcnn' if self.task == 'instance' else 'unet, deeplabv3plus or fpn'}"
+                             f", not {self.model.name}")
         return self
 
 

@@ -81,15 +81,32 @@ class Trainer:
             self.val_ds = self.train_ds
             val_idx, train_idx = sorted(perm[:n_val].tolist()), sorted(perm[n_val:].tolist())
         ig = self.schema.ignore_index
-        self.train_set = SegDataset(self.train_ds, train_idx,
-                                    transform=build_transform(cfg.augment, cfg.train.crop),
-                                    seed=cfg.seed, ignore_index=ig)
-        self.val_set = SegDataset(self.val_ds, val_idx, ignore_index=ig)
-        self.num_classes = self.schema.num_classes
+        self.instance = cfg.task == "instance"
+        if self.instance:
+            from segflow.train.instance import InstDataset
+
+            things = self.schema.thing_ids
+            if not things:
+                raise SegflowError(f"{cfg.data.train}: the label schema has no thing classes "
+                                   "to detect")
+            self.label_of = {c: k + 1 for k, c in enumerate(things)}
+            self.cat_of = {k: c for c, k in self.label_of.items()}
+            self.train_set = InstDataset(self.train_ds, train_idx, self.label_of,
+                                         hflip=cfg.augment.hflip, seed=cfg.seed)
+            self.val_set = InstDataset(self.val_ds, val_idx, self.label_of, hflip=False,
+                                       seed=cfg.seed)
+            self.num_classes = len(things) + 1
+        else:
+            self.train_set = SegDataset(self.train_ds, train_idx,
+                                        transform=build_transform(cfg.augment, cfg.train.crop),
+                                        seed=cfg.seed, ignore_index=ig)
+            self.val_set = SegDataset(self.val_ds, val_idx, ignore_index=ig)
+            self.num_classes = self.schema.num_classes
         self.model_args = {"num_classes": self.num_classes, **cfg.model.args}
         self.model = create_model(cfg.model.name, **self.model_args).to(self.device)
         self.cuda = self.device.type == "cuda"
-        if self.cuda and cfg.train.channels_last != "off" or cfg.train.channels_last == "on":
+        if not self.instance and (self.cuda and cfg.train.channels_last != "off"
+                                  or cfg.train.channels_last == "on"):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.amp = (cfg.train.amp == "on") or (cfg.train.amp == "auto" and self.cuda)
         self.loss_fn = SegLoss(cfg.loss.name, ignore_index=ig, class_weights=cfg.loss.class_weights,
@@ -126,7 +143,8 @@ class Trainer:
             "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
-            "data_fingerprint": self.data_fp,
+            "data_fingerprint": self.data_fp, "task": self.cfg.task,
+            "label_to_class": getattr(self, "cat_of", None),
             "metrics": self.history[-1] if self.history else {},
         }
 
@@ -161,10 +179,19 @@ class Trainer:
         bs = self.cfg.train.batch_size
         idx = order[b * bs:(b + 1) * bs]
         self.train_set.epoch = self.epoch
+        if self.instance:
+            samples = [self.train_set[k] for k in idx]
+            return ([im.to(self.device) for im, _ in samples],
+                    [{k: v.to(self.device) for k, v in t.items()} for _, t in samples])
         imgs, masks = pad_collate([self.train_set[k] for k in idx], self.schema.ignore_index)
         return imgs.to(self.device), masks.to(self.device)
 
-    def train_step(self, imgs: torch.Tensor, masks: torch.Tensor, scale: float = 1.0) -> float:
+    def train_step(self, imgs, masks, scale: float = 1.0) -> float:
+        if self.instance:  # Mask R-CNN returns its losses; masks are the target dicts here
+            losses = self.model(imgs, masks)
+            loss = sum(losses.values())
+            (loss * scale).backward()
+            return float(loss.detach())
         if self.cuda and self.cfg.train.channels_last != "off":
             imgs = imgs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
@@ -200,10 +227,13 @@ class Trainer:
                             imgs, masks = self._batch(order, self.batch_in_epoch)
                             loss += self.train_step(imgs, masks, 1.0 / accum) / accum
                             self.batch_in_epoch += 1
-                            seen += imgs.shape[0]
+                            seen += len(imgs)
                         if not math.isfinite(loss):
                             raise SegflowError(f"loss became {loss} at step {self.step}; lower "
                                                "optim.lr or check the labels")
+                        if cfg.train.clip_grad_norm:
+                            torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                           cfg.train.clip_grad_norm)
                         self.opt.step()
                         self.sched.step()
                         self.step += 1
@@ -217,10 +247,11 @@ class Trainer:
                         if self.step % cfg.train.checkpoint_every == 0:
                             self.save()
                     if self.batch_in_epoch + accum > self.batches_per_epoch:
+                        ips = seen / max(time.perf_counter() - t0, 1e-9)  # training only
                         rec = self.validate()
                         rec.update(type="val", epoch=self.epoch, step=self.step,
                                    train_loss=float(np.mean(losses)) if losses else None,
-                                   images_per_s=seen / max(time.perf_counter() - t0, 1e-9))
+                                   images_per_s=ips)
                         self.history.append(rec)
                         self._log(rec)
                         stop = self._early_stop(rec)
@@ -236,7 +267,7 @@ class Trainer:
 
     def _early_stop(self, rec: dict) -> bool:
         es = self.cfg.train.early_stopping
-        metric = es.metric if es else "miou"
+        metric = es.metric if es else ("ap50" if self.instance else "miou")
         val = rec.get(metric)
         if val is None:
             return False
@@ -252,6 +283,10 @@ class Trainer:
     def validate(self) -> dict:
         if not len(self.val_set):
             return {}
+        if self.instance:
+            from segflow.train.instance import coco_ap
+
+            return coco_ap(self.model, self.val_set, self.cat_of, self.device)
         self.model.eval()
         ev = SemanticEvaluator(self.num_classes, ignore_index=self.schema.ignore_index)
         losses = []
@@ -281,8 +316,11 @@ class Trainer:
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
         a.plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train loss")
         if va:
-            a.plot([r["step"] for r in va], [r["val_loss"] for r in va], "o-", label="val loss")
-            b.plot([r["step"] for r in va], [r["miou"] for r in va], "o-", label="val mIoU")
+            if "val_loss" in va[0]:
+                a.plot([r["step"] for r in va], [r["val_loss"] for r in va], "o-",
+                       label="val loss")
+            key = "ap50" if self.instance else "miou"
+            b.plot([r["step"] for r in va], [r.get(key) for r in va], "o-", label=f"val {key}")
             b.set_ylim(0, 1)
         a.set_xlabel("step")
         b.set_xlabel("step")
@@ -292,9 +330,9 @@ class Trainer:
         fig.savefig(self.out / "curves.png", dpi=100)
         plt.close(fig)
         with open(self.out / "metrics.csv", "w") as f:
-            f.write("epoch,step,train_loss,val_loss,miou,pixel_accuracy,dice,images_per_s\n")
+            keys = ["epoch", "step", "train_loss", *(k for k in va[0] if k not in
+                    ("epoch", "step", "train_loss", "type"))] if va else ["epoch"]
+            f.write(",".join(keys) + "\n")
             for r in va:
-                f.write(",".join(str(r.get(k)) for k in ("epoch", "step", "train_loss", "val_loss",
-                                                         "miou", "pixel_accuracy", "dice",
-                                                         "images_per_s")) + "\n")
+                f.write(",".join(str(r.get(k)) for k in keys) + "\n")
         return self.out / "curves.png"
