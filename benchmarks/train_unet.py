@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/train_unet.py --minutes 5 --n-train 200
 
 Both models train from random initialisation on the same batches (same order, same
-augmentation, same loss, optimiser and schedule, same number of steps) and are scored on a
+augmentation, same loss, optimiser and schedule, same number of steps, both channels_last) and are scored on a
 held-out set generated with seeds never used for training. Goals (issue 4): segflow's U-Net
 reaches mIoU >= 0.80, well above the classical baseline (k-means, docs/benchmarks.md), and
 matches or beats smp's Unet in mIoU and training images/s.
@@ -52,6 +52,7 @@ def train(model, train_ds, steps: int, *, batch: int, crop: int, lr: float, seed
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else (1 - (s - warm) / max(1, steps - warm)) ** 0.9)
     per_epoch = len(ds) // batch
+    model.to(memory_format=torch.channels_last)  # both models: ~20-40% faster on CPU (oneDNN)
     model.train()
     t_compute, seen = 0.0, 0
     for step in range(steps):
@@ -59,6 +60,7 @@ def train(model, train_ds, steps: int, *, batch: int, crop: int, lr: float, seed
         order = epoch_order(len(ds), seed, epoch)
         ds.epoch = epoch
         x, y = pad_collate([ds[k] for k in order[b * batch:(b + 1) * batch]])
+        x = x.contiguous(memory_format=torch.channels_last)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
@@ -68,7 +70,7 @@ def train(model, train_ds, steps: int, *, batch: int, crop: int, lr: float, seed
         t_compute += time.perf_counter() - t0
         seen += x.shape[0]
         if step % 50 == 0:
-            print(f"  step {step}/{steps} loss {float(loss):.4f}", flush=True)
+            print(f"  step {step}/{steps} loss {float(loss.detach()):.4f}", flush=True)
     return seen / t_compute
 
 
@@ -87,7 +89,7 @@ def evaluate(model, val_ds, n_classes: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=5.5, help="training budget per model")
+    ap.add_argument("--minutes", type=float, default=8.5, help="training budget per model")
     ap.add_argument("--n-train", type=int, default=300)
     ap.add_argument("--n-val", type=int, default=50)
     ap.add_argument("--size", type=int, default=256)
@@ -95,6 +97,9 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--steps", type=int, default=None, help="fixed step count (else timed)")
+    ap.add_argument("--block", default="residual", choices=["plain", "residual"],
+                    help="segflow U-Net block type")
+    ap.add_argument("--skip-smp", action="store_true", help="train segflow's model only")
     args = ap.parse_args()
     torch.set_num_threads(2)
     import segmentation_models_pytorch as smp
@@ -104,9 +109,10 @@ def main() -> int:
     tr, va = data(args.n_train, args.n_val, args.size)
     n_cls = tr.schema.num_classes
     torch.manual_seed(0)
-    ours = create_model("unet", num_classes=n_cls, depth=4, base_width=16)
+    ours = create_model("unet", num_classes=n_cls, depth=4, base_width=16, block=args.block)
     if args.steps is None:  # calibrate the step count to the time budget on segflow's model
-        probe = train(create_model("unet", num_classes=n_cls, depth=4, base_width=16), tr, 5,
+        probe = train(create_model("unet", num_classes=n_cls, depth=4, base_width=16,
+                                   block=args.block), tr, 5,
                       batch=args.batch, crop=args.crop, lr=args.lr)
         args.steps = int(args.minutes * 60 * probe / args.batch)
     print(f"{args.steps} steps of {args.batch} crops of {args.crop}px, {len(tr)} train / "
@@ -115,8 +121,10 @@ def main() -> int:
     ips_ours = train(ours, tr, args.steps, batch=args.batch, crop=args.crop, lr=args.lr)
     miou_ours = evaluate(ours, va, n_cls)
     t_ours = time.perf_counter() - t0
-    print(f"segflow UNet: mIoU {miou_ours:.4f}, {ips_ours:.1f} img/s, {t_ours / 60:.1f} min",
-          flush=True)
+    print(f"segflow UNet ({args.block}): mIoU {miou_ours:.4f}, {ips_ours:.1f} img/s, "
+          f"{t_ours / 60:.1f} min", flush=True)
+    if args.skip_smp:
+        return 0 if miou_ours >= 0.80 else 1
     torch.manual_seed(0)
     theirs = smp.Unet(encoder_name="resnet18", encoder_depth=4, encoder_weights=None,
                       decoder_channels=(128, 64, 32, 16), classes=n_cls)

@@ -159,7 +159,8 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
         return parse_config({
             "name": f"demo-{domain}-unet", "seed": 0, "out": str(root / "run"),
             "data": {"train": str(tr), "val": str(va)},
-            "model": {"name": "unet", "args": {"depth": 3, "base_width": 16}},
+            "model": {"name": "unet", "args": {"depth": 3, "base_width": 16,
+                                               "block": "residual"}},
             "loss": {"name": "ce+dice"}, "optim": {"lr": 3e-3},
             "schedule": {"name": "poly", "warmup_steps": min(20, steps // 5)},
             "augment": {"hflip": True, "scale": [0.8, 1.25], "color_jitter": 0.2},

@@ -30,14 +30,32 @@ class DoubleConv(nn.Sequential):
         super().__init__(*layers)
 
 
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with an identity (or 1x1) shortcut: easier to train from scratch."""
+
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), norm_layer(norm, cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), norm_layer(norm, cout))
+        # A plain 1x1 projection (no norm) where the width changes: cheaper, trains as well.
+        self.short = nn.Identity() if cin == cout else nn.Conv2d(cin, cout, 1, bias=False)
+        self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
+
+    def forward(self, x):
+        return self.drop(torch.relu(self.body(x) + self.short(x)))
+
+
 class Up(nn.Module):
-    def __init__(self, cin: int, cskip: int, cout: int, mode: str, norm: str, dropout: float):
+    def __init__(self, cin: int, cskip: int, cout: int, mode: str, norm: str, dropout: float,
+                 block=DoubleConv):
         super().__init__()
         self.mode = mode
         if mode == "transpose":
             self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
             cin = cin // 2
-        self.conv = DoubleConv(cin + cskip, cout, norm, dropout)
+        self.conv = block(cin + cskip, cout, norm, dropout)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         if self.mode == "transpose":
@@ -53,24 +71,31 @@ class UNet(nn.Module):
     Input ``(B, in_channels, H, W)`` float; output ``(B, num_classes, H, W)`` logits. H and W
     must be multiples of ``2**depth`` — :class:`segflow.models.PadToStride` handles any size.
     ``extra_outputs`` adds channels after the class logits (e.g. 1 for a distance map used to
-    split touching objects).
+    split touching objects). ``block="residual"`` uses residual double convolutions.
     """
 
     def __init__(self, *, in_channels: int = 3, num_classes: int, depth: int = 4,
                  base_width: int = 32, norm: Literal["batch", "group"] = "batch",
                  upsampling: Literal["bilinear", "transpose"] = "bilinear",
-                 dropout: float = 0.0, extra_outputs: int = 0):
+                 dropout: float = 0.0, extra_outputs: int = 0,
+                 block: Literal["plain", "residual"] = "plain"):
         super().__init__()
         if not 1 <= depth <= 6:
             raise ValueError(f"depth must be 1..6, got {depth}")
+        if block not in ("plain", "residual"):
+            raise ValueError(f"block must be plain or residual, got {block!r}")
+        blk = DoubleConv if block == "plain" else ResBlock
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.stride = 2**depth
+        # The full-resolution input block stays plain: a shortcut there costs the most and
+        # gains the least (3 input channels).
         self.inc = DoubleConv(in_channels, widths[0], norm)
         self.downs = nn.ModuleList(
-            DoubleConv(widths[i], widths[i + 1], norm, dropout if i == depth - 1 else 0.0)
+            blk(widths[i], widths[i + 1], norm, dropout if i == depth - 1 else 0.0)
             for i in range(depth))
         self.ups = nn.ModuleList(
-            Up(widths[i + 1], widths[i], widths[i], upsampling, norm, 0.0)
+            Up(widths[i + 1], widths[i], widths[i], upsampling, norm, 0.0,
+               blk if i >= 2 else DoubleConv)  # full- and half-resolution decoder: plain
             for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes + extra_outputs, 1)
         self.num_classes = num_classes

@@ -75,7 +75,6 @@ class TrainLoopConfig(Strict):
     checkpoint_every: int = Field(200, ge=1)
     early_stopping: EarlyStopConfig | None = None
     log_every: int = Field(10, ge=1)
-    tensorboard: bool = False
 
 
 class TrainConfig(Strict):
