@@ -57,7 +57,7 @@ def bench_semantic(n_img: int = 1000, n_cls: int = 19) -> list[dict]:
 def bench_panoptic(n_img: int = 500) -> list[dict]:
     from _panopticapi_port import new_stats, pq_single
 
-    from segflow.annotations import Panoptic, Segment
+    from segflow.annotations import Panoptic
     from segflow.metrics import PanopticEvaluator
     from segflow.synth import DOMAINS, synthesize
 
@@ -88,7 +88,6 @@ def bench_panoptic(n_img: int = 500) -> list[dict]:
     for c, s in stats.items():
         name = schema.by_id(c).name
         assert res.per_class[name]["tp"] == s["tp"] and res.per_class[name]["fp"] == s["fp"]
-    _ = Segment
     print(f"panoptic: {n_img} x 512x512, segflow {ours:.2f} s, panopticapi port {peer:.2f} s, "
           f"PQ {res.pq:.4f} (same TP/FP/FN per class)")
     return [row(f"panoptic eval {n_img} x 512²", ours, peer, "panopticapi per-image port",
@@ -118,7 +117,7 @@ def bench_baselines(n: int = 20) -> list[dict]:
     """Otsu and k-means against the synthetic ground truth, with oracle label mapping."""
     import cv2
 
-    from segflow.metrics import SemanticEvaluator
+    from segflow.metrics import SemanticEvaluator, majority_mapping
     from segflow.segment import kmeans
     from segflow.synth import DOMAINS, synthesize
 
@@ -137,10 +136,7 @@ def bench_baselines(n: int = 20) -> list[dict]:
                             ((m == 0) & fg).sum() / max(((m == 0) | fg).sum(), 1)))
             k = len(schema.classes)
             lab = kmeans(img, k=k, space="lab" if img.ndim == 3 else "rgb", seed=0).labels
-            mapping = np.zeros(k, np.int64)
-            for c in range(k):
-                sel = s.semantic.ids[lab == c]
-                mapping[c] = np.bincount(sel).argmax() if sel.size else 0
+            mapping = majority_mapping(lab, s.semantic.ids, k)
             ev.update(s.semantic.ids, mapping[lab])
         print(f"| {d} | {np.mean(ious):.3f} | {ev.compute().miou:.3f} |")
     return []

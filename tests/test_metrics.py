@@ -267,3 +267,11 @@ def test_semantic_iou_equals_cityscapesscripts(tmp_path_factory, seed):
                 assert np.isnan(ours.iou[lb.id]) or ours.iou[lb.id] == 0
             else:
                 assert abs(ours.iou[lb.id] - ref) < 1e-6
+
+
+def test_majority_mapping_names_clusters_by_overlap():
+    from segflow.metrics import majority_mapping
+
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    gt = np.array([5, 5, 3, 3, 5, 7])
+    assert majority_mapping(labels, gt, 4).tolist() == [5, 3, 7, 0]

@@ -289,6 +289,20 @@ class Panoptic:
         return Panoptic(new, [replace(s, id=lut[s.id]) for s in self.segments])
 
 
+def stuff_segments(class_map: np.ndarray, stuff_ids, seg: np.ndarray,
+                   segments: list[Segment], where: np.ndarray | None = None) -> None:
+    """Append one segment per stuff class present in ``class_map`` (restricted to ``where``),
+    painting its pixels into ``seg`` with the next free segment id."""
+    for cid in stuff_ids:
+        m = class_map == cid
+        if where is not None:
+            m &= where
+        if m.any():
+            nid = len(segments) + 1
+            seg[m] = nid
+            segments.append(Segment(nid, int(cid), False))
+
+
 def panoptic_from(semantic: SemanticMask, instances: Instances, schema: LabelSchema) -> Panoptic:
     """Semantic + instances -> panoptic (the overlap rules are in the module docstring)."""
     sem = np.asarray(semantic.ids)
@@ -301,13 +315,8 @@ def panoptic_from(semantic: SemanticMask, instances: Instances, schema: LabelSch
     seg = np.zeros((h, w), np.int32)
     segments: list[Segment] = []
     things = set(schema.thing_ids)
-    nid = 0
-    for cid in schema.stuff_ids:
-        m = sem == cid
-        if m.any():
-            nid += 1
-            seg[m] = nid
-            segments.append(Segment(nid, cid, False))
+    stuff_segments(sem, schema.stuff_ids, seg, segments)
+    nid = len(segments)
     covered = np.zeros((h, w), bool)
     for k in reversed(_paint_order(instances.items)):  # highest score first, never overwritten
         inst = instances.items[k]

@@ -90,7 +90,7 @@ def synthetic_baseline(out: Path, *, domain: str = "street", n: int = 8, seed: i
     unsupervised method, which is what a trained model has to beat).
     """
     from segflow.formats import open_dataset
-    from segflow.metrics import SemanticEvaluator
+    from segflow.metrics import SemanticEvaluator, majority_mapping
     from segflow.ops.draw import draw_overlay
     from segflow.segment import kmeans
     from segflow.synth.export import export_synthetic
@@ -104,10 +104,7 @@ def synthetic_baseline(out: Path, *, domain: str = "street", n: int = 8, seed: i
         img = it.image()
         k = len(schema.classes)
         lab = kmeans(img, k=k, space="lab" if img.ndim == 3 else "rgb", seed=0).labels
-        mapping = np.zeros(k, np.int64)
-        for c in range(k):
-            sel = it.semantic.ids[lab == c]
-            mapping[c] = np.bincount(sel).argmax() if sel.size else 0
+        mapping = majority_mapping(lab, it.semantic.ids, k)
         pred = mapping[lab]
         one = SemanticEvaluator(schema.num_classes)
         one.update(it.semantic.ids, pred)
@@ -142,7 +139,7 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
     import torch
 
     from segflow.formats import open_dataset
-    from segflow.metrics import SemanticEvaluator
+    from segflow.metrics import SemanticEvaluator, majority_mapping
     from segflow.ops.draw import draw_overlay
     from segflow.predict.predictor import Predictor
     from segflow.segment import kmeans
@@ -187,10 +184,7 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
         p = pred.predict(img)
         k = len(schema.classes)
         lab = kmeans(img, k=k, space="lab", seed=0).labels
-        mapping = np.zeros(k, np.int64)
-        for c in range(k):
-            sel = it.semantic.ids[lab == c]
-            mapping[c] = np.bincount(sel).argmax() if sel.size else 0
+        mapping = majority_mapping(lab, it.semantic.ids, k)
         ev_u.update(it.semantic.ids, p)
         ev_k.update(it.semantic.ids, mapping[lab])
         if n < 6:

@@ -83,6 +83,13 @@ def read_json(path: Path, what: str) -> dict | list:
         raise SegflowError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
 
 
+def require_keys(data, keys: tuple[str, ...], path: Path, what: str) -> None:
+    """A JSON object must hold these keys, else say which file is not what it should be."""
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            raise SegflowError(f"{path}: missing '{key}'; is this a {what} file?")
+
+
 def schema_from_categories(cats: list, where: str) -> LabelSchema:
     try:
         return LabelSchema.from_list([

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask
+from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask, stuff_segments
 from segflow.errors import SegflowError
 from segflow.formats.base import Dataset, Item
 from segflow.formats.folders import read_schema, write_schema
@@ -69,13 +69,9 @@ def read(root: Path) -> Dataset:
         if inst is not None and inst.shape != lab.shape:
             raise SegflowError(f"{ipath}: size differs from the labelIds PNG")
         seg = np.zeros(lab.shape, np.int32)
-        segs, nid = [], 0
-        for c in schema.stuff_ids:
-            m = lab == c
-            if m.any():
-                nid += 1
-                seg[m] = nid
-                segs.append(Segment(nid, c, False))
+        segs: list[Segment] = []
+        stuff_segments(lab, schema.stuff_ids, seg, segs)
+        nid = len(segs)
         if inst is not None:
             for v in np.unique(inst):
                 c = int(v // 1000) if v >= 1000 else int(v)

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from pycocotools import mask as mask_utils
 
 from segflow.annotations import Instance, Instances, LabelSchema
 from segflow.errors import SegflowError
-from segflow.formats.base import Dataset, Item, read_json, schema_from_categories, write_json
+from segflow.formats.base import (
+    Dataset,
+    Item,
+    read_json,
+    require_keys,
+    schema_from_categories,
+    write_json,
+)
 from segflow.io import write_image
 
 
@@ -95,9 +101,7 @@ def read(root: Path) -> Dataset:
     root = Path(root)
     jpath, split = find_json(root, "instances")
     data = read_json(jpath, "COCO instances annotations")
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise SegflowError(f"{jpath}: missing '{key}'; is this a COCO instances file?")
+    require_keys(data, ("images", "annotations", "categories"), jpath, "COCO instances")
     schema = schema_from_categories(data["categories"], str(jpath))
     known = set(schema.ids)
     by_img: dict[int, list] = {im["id"]: [] for im in data["images"]}
@@ -126,7 +130,3 @@ def read(root: Path) -> Dataset:
 
     return Dataset(names, load, schema, kind="instances", root=root)
 
-
-def masks_equal(a: Instances, b: Instances) -> bool:
-    return len(a) == len(b) and all(np.array_equal(x.mask, y.mask) and x.category_id == y.category_id
-                                    for x, y in zip(a.items, b.items))

@@ -14,7 +14,14 @@ import numpy as np
 
 from segflow.annotations import LabelSchema, Panoptic, Segment
 from segflow.errors import SegflowError
-from segflow.formats.base import Dataset, Item, read_json, schema_from_categories, write_json
+from segflow.formats.base import (
+    Dataset,
+    Item,
+    read_json,
+    require_keys,
+    schema_from_categories,
+    write_json,
+)
 from segflow.io import read_image, write_image
 
 
@@ -61,9 +68,7 @@ def read(root: Path) -> Dataset:
 
     jpath, split = find_json(root, "panoptic")
     data = read_json(jpath, "COCO panoptic annotations")
-    for key in ("images", "annotations", "categories"):
-        if key not in data:
-            raise SegflowError(f"{jpath}: missing '{key}'; is this a COCO panoptic file?")
+    require_keys(data, ("images", "annotations", "categories"), jpath, "COCO panoptic")
     schema = schema_from_categories(data["categories"], str(jpath))
     cats = {c.id: c for c in schema.classes}
     imgs = {im["id"]: im for im in data["images"]}

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask
+from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask, stuff_segments
 from segflow.errors import SegflowError
 from segflow.formats.base import Dataset, Item
 from segflow.formats.folders import read_schema, write_schema
@@ -69,13 +69,9 @@ def read(root: Path) -> Dataset:
         if obj.shape != cls.shape:
             raise SegflowError(f"{opath}: size differs from SegmentationClass/{n}.png")
         seg = np.zeros(cls.shape, np.int32)
-        segs, nid = [], 0
-        for c in schema.stuff_ids:
-            m = cls == c
-            if m.any():
-                nid += 1
-                seg[m] = nid
-                segs.append(Segment(nid, c, False))
+        segs: list[Segment] = []
+        stuff_segments(cls, schema.stuff_ids, seg, segs)
+        nid = len(segs)
         for k in np.unique(obj):
             if k in (0, 255):
                 continue

@@ -1,7 +1,12 @@
 """Evaluation metrics, accumulated image by image in constant memory."""
 
 from segflow.metrics.panoptic import PanopticEvaluator, PanopticResult
-from segflow.metrics.semantic import SemanticEvaluator, SemanticResult, boundary_f1
+from segflow.metrics.semantic import (
+    SemanticEvaluator,
+    SemanticResult,
+    boundary_f1,
+    majority_mapping,
+)
 
 __all__ = [
     "PanopticEvaluator",
@@ -9,4 +14,5 @@ __all__ = [
     "SemanticEvaluator",
     "SemanticResult",
     "boundary_f1",
+    "majority_mapping",
 ]

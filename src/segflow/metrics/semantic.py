@@ -167,3 +167,13 @@ class SemanticEvaluator:
                     else float("nan"))
         return SemanticResult(self.cm.copy(), list(range(self.n)), self.names, float(acc), iou,
                               dice, miou, mdice, fw, iou_img, miou_img, bf1, mbf1)
+
+
+def majority_mapping(labels: np.ndarray, gt: np.ndarray, k: int) -> np.ndarray:
+    """Name each of ``k`` unsupervised clusters by the ground-truth class it overlaps most
+    (an oracle mapping, used to score k-means and similar baselines); returns a lookup table."""
+    mapping = np.zeros(k, np.int64)
+    for c in range(k):
+        sel = gt[labels == c]
+        mapping[c] = np.bincount(sel).argmax() if sel.size else 0
+    return mapping

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from segflow.annotations import LabelSchema
-from segflow.synth.base import Canvas, Sample, ellipse, jitter, polygon, rotated_rect
+from segflow.synth.base import Canvas, Sample, ellipse, jitter, rotated_rect
 
 SCHEMA = LabelSchema.from_list([
     {"id": 1, "name": "field", "color": [200, 180, 80]},
@@ -63,5 +63,4 @@ def make(c: Canvas, n_objects: int, seed: int) -> Sample:
         c.paint(rotated_rect(c.mask(), (cx, cy), (s, s * rng.uniform(0.6, 1.4)),
                              ang + rng.normal(0, 5)), BUILDING,
                 c.texture(roof, amount=0.25), thing=True)
-    _ = polygon
     return c.finish(SCHEMA, "aerial", seed)

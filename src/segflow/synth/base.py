@@ -14,7 +14,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask
+from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask, stuff_segments
 from segflow.errors import SegflowError
 
 
@@ -182,14 +182,8 @@ class Canvas:
         """Stuff segments (one per class present) and one segment per visible object."""
         seg = np.zeros((self.h, self.w), np.int32)
         segments: list[Segment] = []
-        nid = 0
-        stuff = self.inst == 0
-        for c in schema.stuff_ids:
-            m = stuff & (self.sem == c)
-            if m.any():
-                nid += 1
-                seg[m] = nid
-                segments.append(Segment(nid, c, False))
+        stuff_segments(self.sem, schema.stuff_ids, seg, segments, where=self.inst == 0)
+        nid = len(segments)
         present = np.unique(self.inst)
         for oid in present[present > 0]:
             nid += 1
