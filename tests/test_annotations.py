@@ -115,5 +115,6 @@ def test_schema_validation():
     with pytest.raises(SegflowError, match="needs id and name"):
         LabelSchema.from_list([{"name": "a"}])
     assert SCHEMA.thing_ids == [2, 3] and SCHEMA.stuff_ids == [0, 1]
+    assert LabelSchema.from_list([{"id": 2, "name": "a"}]).names_by_id() == [None, None, "a"]
     assert tuple(SCHEMA.palette()[2]) == (0, 0, 142)
     assert LabelSchema.from_list(SCHEMA.to_list()) == SCHEMA

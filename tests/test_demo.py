@@ -15,3 +15,7 @@ def test_demo_writes_report_with_pictures(tmp_path):
     assert all((tmp_path / s).is_file() for s in srcs)  # every picture the page shows exists
     assert "failed" not in html.lower() or "class=\"fail\"" not in html
     assert "24</td>" in html  # the 24 coins of the coins sample
+    # the per-class table names each class by its own id (road is id 1 and always present; an
+    # off-by-one would show it as absent)
+    row = re.search(r"<td>road</td><td>([0-9.]+)</td>", html.replace("\n", "").replace(" ", ""))
+    assert row and float(row.group(1)) > 0.5

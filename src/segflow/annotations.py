@@ -96,6 +96,13 @@ class LabelSchema:
         """``max id + 1``: the size of a confusion matrix indexed by class id."""
         return max(self.ids) + 1 if self.classes else 0
 
+    def names_by_id(self) -> list[str | None]:
+        """Class names indexed by class id (``None`` for ids the schema does not use)."""
+        names: list[str | None] = [None] * self.num_classes
+        for c in self.classes:
+            names[c.id] = c.name
+        return names
+
     def by_id(self, cid: int) -> ClassInfo:
         for c in self.classes:
             if c.id == cid:

@@ -98,7 +98,7 @@ def synthetic_baseline(out: Path, *, domain: str = "street", n: int = 8, seed: i
     root = export_synthetic(domain, out / "synthetic" / domain, n=n, seed=seed, progress=False)
     ds = open_dataset(root)
     schema = ds.schema
-    ev = SemanticEvaluator(schema.num_classes, class_names=[c.name for c in schema.classes])
+    ev = SemanticEvaluator(schema.num_classes, class_names=schema.names_by_id())
     cards = []
     for it in ds:
         img = it.image()

@@ -48,10 +48,8 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
     n = num_classes or (schema.num_classes if schema else None)
     if n is None:
         raise SegflowError(f"{gt}: no schema.json; give --num-classes")
-    names = [c.name for c in schema.classes] if schema else None
-    if schema is not None:
-        by = {c.id: c.name for c in schema.classes}
-        names = [by.get(i) for i in range(n)]  # ids outside the schema are not reported
+    # Names indexed by class id; ids outside the schema are not reported.
+    names = (schema.names_by_id() + [None] * n)[:n] if schema is not None else None
     ev = SemanticEvaluator(n, ignore_index=schema.ignore_index if schema else 255,
                            class_names=names, boundary_tolerance=boundary_tolerance)
     missing, per_image = [], []
