@@ -257,16 +257,22 @@ class Panoptic:
         if len(set(ids)) != len(ids) or 0 in ids:
             raise SegflowError("panoptic: segment ids must be unique and non-zero")
 
+    def dense_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each pixel's segment as a dense index 1..S into the sorted segment ids (0 = void,
+        also for ids missing from the list); returns (flat indices, sorted ids)."""
+        ids = np.array(sorted(s.id for s in self.segments), np.int64)
+        flat = self.seg_ids.ravel().astype(np.int64)
+        if ids.size == 0:
+            return np.zeros(flat.shape, np.int64), ids
+        pos = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
+        return np.where(ids[pos] == flat, pos + 1, 0), ids
+
     def category_map(self, void: int = IGNORE_INDEX) -> np.ndarray:
         """Per-pixel class id (void pixels get ``void``)."""
-        lut_ids = np.array([0] + [s.id for s in self.segments], np.int64)
-        cats = np.array([void] + [s.category_id for s in self.segments], np.int32)
-        order = np.argsort(lut_ids)
-        pos = np.searchsorted(lut_ids[order], self.seg_ids.ravel())
-        pos = np.minimum(pos, len(order) - 1)
-        found = lut_ids[order][pos] == self.seg_ids.ravel()
-        out = np.where(found, cats[order][pos], void)
-        return out.reshape(self.seg_ids.shape).astype(np.int32)
+        dense, ids = self.dense_index()
+        cat = {s.id: s.category_id for s in self.segments}
+        lut = np.array([void] + [cat[i] for i in ids], np.int32)
+        return lut[dense].reshape(self.seg_ids.shape)
 
     def to_semantic(self, ignore_index: int = IGNORE_INDEX) -> SemanticMask:
         return SemanticMask(self.category_map(ignore_index), ignore_index)

@@ -58,12 +58,7 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
         if p is None:
             missing.append(name)
             continue
-        g = get()
-        one = SemanticEvaluator(n, ignore_index=ev.ignore_index)
-        pm = read_mask(p)
-        one.update(g, pm, where=str(p))
-        ev.update(g, pm, where=str(p))
-        per_image.append((name, one.compute().miou))
+        per_image.append((name, ev.update(get(), read_mask(p), where=str(p))))
     if missing:
         raise SegflowError(f"{pred}: no prediction for {len(missing)} of {n_gt} images "
                            f"(first: {missing[0]}.png); names must match the ground truth")

@@ -44,18 +44,6 @@ class PanopticResult:
                 "stuff": self.stuff, "per_class": self.per_class}
 
 
-def _dense(pan: Panoptic) -> tuple[np.ndarray, np.ndarray]:
-    """Segment ids -> dense indices 1..S (0 void; ids not in the list are void too)."""
-    ids = np.array(sorted(s.id for s in pan.segments), np.int64)
-    flat = pan.seg_ids.ravel().astype(np.int64)
-    if ids.size == 0:
-        return np.zeros(flat.shape, np.int64), ids
-    pos = np.searchsorted(ids, flat)
-    pos = np.minimum(pos, len(ids) - 1)
-    dense = np.where(ids[pos] == flat, pos + 1, 0)
-    return dense, ids
-
-
 class PanopticEvaluator:
     """Accumulates PQ statistics over images; ``compute()`` returns :class:`PanopticResult`."""
 
@@ -77,8 +65,8 @@ class PanopticEvaluator:
             if s.category_id not in self.known:
                 raise SegflowError(f"{where or 'eval'}: segment {s.id} has unknown class "
                                    f"{s.category_id}; known: {sorted(self.known)}")
-        g, gids = _dense(gt)
-        p, pids = _dense(pred)
+        g, gids = gt.dense_index()
+        p, pids = pred.dense_index()
         ng, np_ = len(gids) + 1, len(pids) + 1
         pairs = np.bincount(g * np_ + p, minlength=ng * np_).reshape(ng, np_)
         g_area = pairs.sum(1)

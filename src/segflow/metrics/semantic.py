@@ -108,8 +108,9 @@ class SemanticEvaluator:
         self.img_count = np.zeros(self.n, np.int64)
         self.images = 0
 
-    def update(self, gt: np.ndarray, pred: np.ndarray, *, where: str = "") -> None:
-        """Add one image (``gt`` and ``pred``: ``(H, W)`` integer class ids)."""
+    def update(self, gt: np.ndarray, pred: np.ndarray, *, where: str = "") -> float:
+        """Add one image (``gt`` and ``pred``: ``(H, W)`` integer class ids); returns that
+        image's mIoU (over the classes present in it; NaN when nothing is scored)."""
         gt = np.asarray(gt)
         pred = np.asarray(pred)
         if gt.shape != pred.shape:
@@ -131,11 +132,13 @@ class SemanticEvaluator:
         present = union > 0
         self.img_score[present] += tp[present] / union[present]
         self.img_count += present
+        image_miou = float(np.mean(tp[present] / union[present])) if present.any() else float("nan")
         if self.tol is not None:
             present = np.union1d(np.unique(g), np.unique(p))
             for c in present:
                 self.bf[c] += boundary_f1(gt, pred, int(c), self.tol, valid)
         self.images += 1
+        return image_miou
 
     def compute(self) -> SemanticResult:
         cm = self.cm.astype(np.float64)
