@@ -56,20 +56,25 @@ def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None
             img = it.image() if it.image_path is not None else None
             yield it, img, pan
 
+    write_dataset(dst, to, schema, ((it.name, img, pan, it.instances if ds.kind == "instances"
+                                     else None) for it, img, pan in items()))
+    return sorted(lost)
+
+
+def write_dataset(dst: str | Path, to: str, schema, items) -> None:
+    """Write ``(name, image, Panoptic, Instances | None)`` items in format ``to``; the instances,
+    when given, are written as they are by the instance formats (keeping overlaps and scores),
+    else the panoptic things are."""
+    if to not in WRITERS:
+        raise SegflowError(f"unknown target format {to!r}; use one of {', '.join(WRITERS)}")
     dst = Path(dst)
     if to == "folders":
-        folders.write(dst, schema, ((it.name, img, pan.to_semantic(schema.ignore_index), pan)
-                                    for it, img, pan in items()))
-    elif to == "coco":
-        coco.write(dst, schema, ((it.name, img, it.instances if ds.kind == "instances"
-                                  else pan.to_instances()) for it, img, pan in items()))
-    elif to == "coco_panoptic":
-        coco_panoptic.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
-    elif to == "yolo":
-        yolo.write(dst, schema, ((it.name, img, it.instances if ds.kind == "instances"
-                                  else pan.to_instances()) for it, img, pan in items()))
-    elif to == "cityscapes":
-        cityscapes.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
+        folders.write(dst, schema, ((name, img, pan.to_semantic(schema.ignore_index), pan)
+                                    for name, img, pan, _ in items))
+    elif to in ("coco", "yolo"):
+        (coco if to == "coco" else yolo).write(
+            dst, schema, ((name, img, inst if inst is not None else pan.to_instances())
+                          for name, img, pan, inst in items))
     else:
-        voc.write(dst, schema, ((it.name, img, pan) for it, img, pan in items()))
-    return sorted(lost)
+        {"coco_panoptic": coco_panoptic, "cityscapes": cityscapes, "voc": voc}[to].write(
+            dst, schema, ((name, img, pan) for name, img, pan, _ in items))

@@ -79,6 +79,21 @@ def _save_step(image_dir: Path, i: int, name: str, state: State) -> Path:
     return p
 
 
+def apply_pipeline(spec: PipelineSpec, image: np.ndarray, *, where: str = "<image>",
+                   after_step=None) -> State:
+    """Run ``spec``'s steps on an image in memory; the final ``State`` holds mask, labels and
+    regions. ``after_step(i, name, state)`` is called after each step."""
+    state = State(original=image, image=image)
+    for i, step in enumerate(spec.steps, start=1):
+        try:
+            STEPS[step.name].run(state, step.params)
+        except SegflowError as e:
+            raise SegflowError(f"{where}: step {i} ({step.name}): {e}") from None
+        if after_step is not None:
+            after_step(i, step.name, state)
+    return state
+
+
 def run_image(
     spec: PipelineSpec,
     path: str | os.PathLike,
@@ -95,15 +110,12 @@ def run_image(
     out_dir = Path(out_dir)
     stem = stem or path.stem
     img = read_image(path) if image is None else image
-    state = State(original=img, image=img)
     outputs: list[Path] = []
-    for i, step in enumerate(spec.steps, start=1):
-        try:
-            STEPS[step.name].run(state, step.params)
-        except SegflowError as e:
-            raise SegflowError(f"{path}: step {i} ({step.name}): {e}") from None
-        if save_steps:
-            outputs.append(_save_step(out_dir / f"{stem}_steps", i, step.name, state))
+
+    def saved(i: int, name: str, state: State) -> None:
+        outputs.append(_save_step(out_dir / f"{stem}_steps", i, name, state))
+
+    state = apply_pipeline(spec, img, where=str(path), after_step=saved if save_steps else None)
     state.image = None  # the working image is done with: free it before writing outputs
     if state.mask is not None:
         outputs.append(write_mask(out_dir / f"{stem}_mask.png", state.mask))

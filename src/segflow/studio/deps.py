@@ -1,0 +1,94 @@
+"""Request dependencies: the database session, who is asking, and what they may touch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from segflow.studio import security
+from segflow.studio.tables import AuthToken, Member, Project, Task, User, now
+
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    with request.app.state.sessions() as db:
+        yield db
+
+
+def _token_row(db: Session, token: str, kind: str) -> AuthToken | None:
+    row = db.scalar(select(AuthToken).where(AuthToken.token_hash == security.token_hash(token),
+                                            AuthToken.kind == kind))
+    if row is None or (row.expires_at is not None and row.expires_at < now()):
+        return None
+    return row
+
+
+def optional_user(request: Request, db: Session = Depends(get_db)) -> User | None:
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        row = _token_row(db, auth[7:].strip(), "api")
+        if row is None:
+            raise HTTPException(401, "invalid or expired API token; create one with "
+                                     "POST /api/auth/tokens")
+        return db.get(User, row.user_id)
+    cookie = request.cookies.get(security.SESSION_COOKIE)
+    if not cookie:
+        return None
+    row = _token_row(db, cookie, "session")
+    if row is None:
+        return None
+    if request.method in UNSAFE:
+        sent = request.headers.get(security.CSRF_HEADER, "")
+        if not sent or not security.same(sent, row.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token: send the segflow_csrf cookie's "
+                                     "value in the X-CSRF-Token header")
+    return db.get(User, row.user_id)
+
+
+def current_user(user: User | None = Depends(optional_user)) -> User:
+    if user is None:
+        raise HTTPException(401, "log in first (POST /api/auth/login) or send a bearer token")
+    return user
+
+
+def require_role(user: User, *roles: str) -> None:
+    if user.role not in roles:
+        raise HTTPException(403, f"this needs the role {' or '.join(roles)}; you are {user.role}")
+
+
+def is_member(db: Session, user: User, project_id: int) -> bool:
+    return user.role == "admin" or db.get(Member, (project_id, user.id)) is not None
+
+
+def project_for(db: Session, user: User, project_id: int, *, manage: bool = False) -> Project:
+    """The project if ``user`` may see it (``manage``: may change it)."""
+    p = db.get(Project, project_id)
+    if p is None or not is_member(db, user, project_id):
+        raise HTTPException(404, f"no project {project_id} (or you are not a member)")
+    if manage:
+        require_role(user, "admin", "manager")
+    return p
+
+
+def task_for(db: Session, user: User, task_id: int) -> Task:
+    """The task if ``user`` may see it: managers and admins of the project, its annotator,
+    and reviewers of the project once it is submitted or reviewed."""
+    t = db.get(Task, task_id)
+    if t is None or not is_member(db, user, t.project_id):
+        raise HTTPException(404, f"no task {task_id}")
+    if user.role in ("admin", "manager"):
+        return t
+    if user.role == "annotator" and t.assignee_id == user.id:
+        return t
+    if user.role == "reviewer" and t.state in ("submitted", "accepted", "rejected"):
+        return t
+    raise HTTPException(404, f"no task {task_id}")
+
+
+def stamp(dt: datetime | None) -> str | None:
+    return dt.isoformat() + "Z" if dt else None

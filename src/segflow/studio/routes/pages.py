@@ -1,0 +1,47 @@
+"""HTML pages. They are thin: each loads its data from the REST API in the browser, so the
+UI can do nothing the API does not offer. Templates are Jinja2 with autoescaping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from segflow.studio.deps import optional_user
+from segflow.studio.tables import User
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+
+
+def _page(request: Request, user: User | None, name: str, **ctx):
+    if user is None:
+        return RedirectResponse("/login", status_code=303)
+    return templates.TemplateResponse(request, name, {"user": user, **ctx})
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request):
+    return templates.TemplateResponse(request, "login.html", {"user": None})
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "home.html")
+
+
+@router.get("/projects/{pid}", response_class=HTMLResponse)
+def project_page(pid: int, request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "project.html", pid=pid)
+
+
+@router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
+def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "editor.html", tid=tid)
+
+
+@router.get("/tasks/{tid}/review", response_class=HTMLResponse)
+def review_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "review.html", tid=tid)

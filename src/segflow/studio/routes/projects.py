@@ -1,0 +1,340 @@
+"""Projects: the brief, members, guidelines, imports, pre-labels, assignment, progress and
+export."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from segflow.annotations import LabelSchema
+from segflow.errors import SegflowError
+from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp
+from segflow.studio.schemas import Assign, Brief, ExportIn, GuidelineIn, ImportFolder, Members, Prelabel
+from segflow.studio.services import dashboard, workflow
+from segflow.studio.services.export import export_project, zip_version
+from segflow.studio.tables import (
+    Acknowledgement,
+    DatasetVersion,
+    Guideline,
+    Image,
+    Member,
+    Project,
+    Task,
+    User,
+)
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+def project_json(db: Session, p: Project) -> dict:
+    g = latest_guideline(db, p.id)
+    return {"id": p.id, "name": p.name, "task_type": p.task_type, "goals": p.goals,
+            "target_metric": p.target_metric, "target_threshold": p.target_threshold,
+            "image_count": p.image_count, "domains": p.domains, "schema": p.schema,
+            "prelabel": p.prelabel, "guideline_version": g.version if g else 0,
+            "images": db.scalar(select(func.count()).select_from(Image)
+                                .where(Image.project_id == p.id)),
+            "members": [m for m in db.scalars(select(Member.user_id)
+                                              .where(Member.project_id == p.id))],
+            "created_at": stamp(p.created_at)}
+
+
+def latest_guideline(db: Session, project_id: int) -> Guideline | None:
+    return db.scalar(select(Guideline).where(Guideline.project_id == project_id)
+                     .order_by(Guideline.version.desc()).limit(1))
+
+
+def _schema(body: Brief) -> list[dict]:
+    classes = [c.model_dump() for c in body.schema_]
+    keys = [c["hotkey"] for c in classes if c["hotkey"]]
+    if len(set(keys)) != len(keys):
+        raise HTTPException(422, "schema: hotkeys must be unique")
+    try:
+        return LabelSchema.from_list(classes).to_list()
+    except SegflowError as e:
+        raise HTTPException(422, f"schema: {e}") from None
+
+
+def _apply_brief(p: Project, body: Brief) -> None:
+    if body.task_type != "semantic" and not any(c.isthing for c in body.schema_):
+        raise HTTPException(422, f"schema: a {body.task_type} project needs at least one thing "
+                                 "class (isthing: true)")
+    p.name, p.task_type, p.goals = body.name, body.task_type, body.goals
+    p.target_metric, p.target_threshold = body.target_metric, body.target_threshold
+    p.image_count, p.domains, p.schema = body.image_count, body.domains, _schema(body)
+
+
+@router.get("", summary="Projects I can see")
+def list_projects(user: User = Depends(current_user), db: Session = Depends(get_db)) -> list[dict]:
+    q = select(Project).order_by(Project.id)
+    if user.role != "admin":
+        q = q.join(Member, Member.project_id == Project.id).where(Member.user_id == user.id)
+    return [project_json(db, p) for p in db.scalars(q)]
+
+
+@router.post("", status_code=201, summary="Create a project from its brief (admin, manager)")
+def create_project(body: Brief, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict:
+    require_role(user, "admin", "manager")
+    p = Project(created_by=user.id, prelabel={"mode": "none"})
+    _apply_brief(p, body)
+    db.add(p)
+    db.flush()
+    db.add(Member(project_id=p.id, user_id=user.id))
+    db.commit()
+    return project_json(db, p)
+
+
+@router.get("/{pid}", summary="A project's brief and state")
+def get_project(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    return project_json(db, project_for(db, user, pid))
+
+
+@router.put("/{pid}/brief", summary="Change the brief (admin, manager)")
+def update_brief(pid: int, body: Brief, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> dict:
+    p = project_for(db, user, pid, manage=True)
+    old = {c["id"] for c in p.schema}
+    _apply_brief(p, body)
+    if db.scalar(select(func.count()).select_from(Task).where(Task.project_id == pid,
+                                                            Task.version > 0)) and \
+            not old <= {c["id"] for c in p.schema}:
+        db.rollback()
+        raise HTTPException(409, "schema: classes already used by annotations cannot be removed")
+    db.commit()
+    return project_json(db, p)
+
+
+@router.post("/{pid}/members", summary="Add members (admin, manager)")
+def add_members(pid: int, body: Members, user: User = Depends(current_user),
+                db: Session = Depends(get_db)) -> dict:
+    project_for(db, user, pid, manage=True)
+    for uid in body.user_ids:
+        if db.get(User, uid) is None:
+            raise HTTPException(404, f"user_ids: no user {uid}")
+        if db.get(Member, (pid, uid)) is None:
+            db.add(Member(project_id=pid, user_id=uid))
+    db.commit()
+    return {"members": list(db.scalars(select(Member.user_id).where(Member.project_id == pid)))}
+
+
+# ---- guidelines ---------------------------------------------------------------------------
+
+
+def guideline_json(db: Session, g: Guideline, user: User) -> dict:
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": False}).render(g.markdown)  # raw HTML is escaped
+    acked = db.get(Acknowledgement, (user.id, g.project_id, g.version)) is not None
+    return {"version": g.version, "markdown": g.markdown, "html": html, "examples": g.examples,
+            "created_at": stamp(g.created_at), "acknowledged": acked}
+
+
+@router.get("/{pid}/guidelines", summary="All guideline versions, newest first")
+def list_guidelines(pid: int, user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> list[dict]:
+    project_for(db, user, pid)
+    return [guideline_json(db, g, user) for g in db.scalars(
+        select(Guideline).where(Guideline.project_id == pid).order_by(Guideline.version.desc()))]
+
+
+@router.post("/{pid}/guidelines", status_code=201,
+             summary="Publish a new guideline version (admin, manager)")
+def add_guideline(pid: int, body: GuidelineIn, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict:
+    project_for(db, user, pid, manage=True)
+    for k, ex in enumerate(body.examples):
+        img = db.get(Image, ex.get("image_id", -1)) if isinstance(ex.get("image_id"), int) else None
+        if img is None or img.project_id != pid or ex.get("kind") not in ("good", "bad"):
+            raise HTTPException(422, f"examples[{k}]: needs image_id of an image of this project "
+                                     "and kind good or bad")
+    last = latest_guideline(db, pid)
+    g = Guideline(project_id=pid, version=(last.version + 1) if last else 1,
+                  markdown=body.markdown, created_by=user.id,
+                  examples=[{"image_id": e["image_id"], "kind": e["kind"],
+                             "caption": str(e.get("caption", ""))[:500]} for e in body.examples])
+    db.add(g)
+    db.commit()
+    return guideline_json(db, g, user)
+
+
+@router.post("/{pid}/guidelines/{version}/ack", summary="Acknowledge a guideline version")
+def ack_guideline(pid: int, version: int, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict:
+    project_for(db, user, pid)
+    g = db.scalar(select(Guideline).where(Guideline.project_id == pid,
+                                          Guideline.version == version))
+    if g is None:
+        raise HTTPException(404, f"no guideline version {version}")
+    if db.get(Acknowledgement, (user.id, pid, version)) is None:
+        db.add(Acknowledgement(user_id=user.id, project_id=pid, version=version))
+        db.commit()
+    return {"acknowledged": version}
+
+
+def require_ack(db: Session, user: User, pid: int) -> None:
+    g = latest_guideline(db, pid)
+    if user.role == "annotator" and g and db.get(Acknowledgement, (user.id, pid, g.version)) is None:
+        raise HTTPException(403, f"read and acknowledge guidelines version {g.version} first")
+
+
+# ---- images, import, pre-labels, assignment ------------------------------------------------
+
+
+@router.post("/{pid}/images", status_code=201, summary="Upload images (admin, manager)")
+async def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...),
+                        user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    p = project_for(db, user, pid, manage=True)
+    store = request.app.state.store
+    added, skipped = [], 0
+    for f in files:
+        data = await f.read()
+        try:
+            t = workflow.add_image(db, store, p, data, f.filename or "image")
+        except SegflowError as e:
+            db.rollback()
+            raise HTTPException(400, str(e)) from None
+        if t is None:
+            skipped += 1
+        else:
+            added.append(t.id)
+    db.commit()
+    return {"added": len(added), "task_ids": added, "skipped_duplicates": skipped}
+
+
+@router.post("/{pid}/import", summary="Import a server folder or dataset (admin, manager)")
+def import_folder(pid: int, body: ImportFolder, request: Request,
+                  user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    require_role(user, "admin")  # reading server paths is for admins only
+    p = project_for(db, user, pid, manage=True)
+    try:
+        return workflow.import_folder(db, request.app.state.store, p, body.path, body.format)
+    except SegflowError as e:
+        db.rollback()
+        raise HTTPException(400, str(e)) from None
+
+
+@router.put("/{pid}/prelabel", summary="Choose pre-labelling (admin, manager)")
+def set_prelabel(pid: int, body: Prelabel, request: Request, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> dict:
+    p = project_for(db, user, pid, manage=True)
+    if body.mode == "checkpoint":
+        require_role(user, "admin")  # a server path
+    sample = None
+    first = db.scalar(select(Image).where(Image.project_id == pid).order_by(Image.id).limit(1))
+    if first is not None:
+        sample = request.app.state.store.read(first.sha256, first.ext)
+    cfg = body.model_dump(exclude={"apply"})
+    if cfg["class_id"] is not None and cfg["class_id"] not in {c["id"] for c in p.schema}:
+        raise HTTPException(422, f"class_id: {cfg['class_id']} is not a class of the project")
+    p.prelabel = cfg
+    try:
+        p.prelabel = workflow.resolve_prelabel(p, sample)
+        n = workflow.apply_prelabels(db, request.app.state.store, p) if body.apply else 0
+    except SegflowError as e:
+        db.rollback()
+        raise HTTPException(400, str(e)) from None
+    db.commit()
+    return {"prelabel": p.prelabel, "prelabelled": n}
+
+
+@router.post("/{pid}/assign", summary="Assign tasks, balanced or by hand (admin, manager)")
+def assign(pid: int, body: Assign, user: User = Depends(current_user),
+           db: Session = Depends(get_db)) -> dict:
+    p = project_for(db, user, pid, manage=True)
+    try:
+        return workflow.assign(db, p, mode=body.mode, user_ids=body.user_ids,
+                               task_ids=body.task_ids)
+    except SegflowError as e:
+        db.rollback()
+        raise HTTPException(400, str(e)) from None
+
+
+@router.get("/{pid}/tasks", summary="Tasks: all (managers), mine (annotators), to review "
+                                    "(reviewers)")
+def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_user),
+               db: Session = Depends(get_db)) -> list[dict]:
+    from segflow.studio.routes.tasks import task_json
+
+    project_for(db, user, pid)
+    q = select(Task).where(Task.project_id == pid).order_by(Task.id)
+    if user.role == "annotator":
+        q = q.where(Task.assignee_id == user.id)
+    elif user.role == "reviewer":
+        q = q.where(Task.state.in_(("submitted", "accepted", "rejected")))
+    if state:
+        q = q.where(Task.state == state)
+    return [task_json(db, t) for t in db.scalars(q)]
+
+
+@router.get("/{pid}/review-queue", summary="Submitted tasks a reviewer may review")
+def review_queue(pid: int, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> list[dict]:
+    from segflow.studio.routes.tasks import task_json
+
+    project_for(db, user, pid)
+    require_role(user, "reviewer", "manager", "admin")
+    q = select(Task).where(Task.project_id == pid, Task.state == "submitted",
+                           Task.assignee_id != user.id).order_by(Task.updated_at)
+    return [task_json(db, t) for t in db.scalars(q)]
+
+
+# ---- progress and export --------------------------------------------------------------------
+
+
+@router.get("/{pid}/dashboard", summary="Progress: states, throughput, rejection rate, time")
+def get_dashboard(pid: int, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict:
+    project_for(db, user, pid)
+    require_role(user, "admin", "manager", "reviewer")
+    return dashboard.stats(db, pid)
+
+
+@router.get("/{pid}/dashboard.png", summary="Progress charts", response_class=Response)
+def dashboard_png(pid: int, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> Response:
+    project_for(db, user, pid)
+    require_role(user, "admin", "manager", "reviewer")
+    return Response(dashboard.chart_png(dashboard.stats(db, pid)), media_type="image/png")
+
+
+@router.post("/{pid}/export", status_code=201,
+             summary="Export accepted annotations as a dataset version (admin, manager)")
+def export(pid: int, body: ExportIn, request: Request, user: User = Depends(current_user),
+           db: Session = Depends(get_db)) -> dict:
+    p = project_for(db, user, pid, manage=True)
+    try:
+        dv = export_project(db, request.app.state.store, request.app.state.data_dir, p,
+                            body.format, user.id)
+    except SegflowError as e:
+        raise HTTPException(400, str(e)) from None
+    return version_json(dv)
+
+
+def version_json(dv: DatasetVersion) -> dict:
+    return {"id": dv.id, "format": dv.format, "content_hash": dv.content_hash,
+            "n_images": dv.n_images, "created_at": stamp(dv.created_at),
+            "download": f"/api/projects/{dv.project_id}/exports/{dv.id}.zip"}
+
+
+@router.get("/{pid}/exports", summary="Dataset versions exported so far")
+def list_exports(pid: int, user: User = Depends(current_user),
+                 db: Session = Depends(get_db)) -> list[dict]:
+    project_for(db, user, pid, manage=True)
+    return [version_json(d) for d in db.scalars(select(DatasetVersion).where(
+        DatasetVersion.project_id == pid).order_by(DatasetVersion.id))]
+
+
+@router.get("/{pid}/exports/{vid}.zip", summary="Download a dataset version")
+def download_export(pid: int, vid: int, user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> FileResponse:
+    project_for(db, user, pid, manage=True)
+    dv = db.get(DatasetVersion, vid)
+    if dv is None or dv.project_id != pid:
+        raise HTTPException(404, f"no export {vid}")
+    return FileResponse(zip_version(dv), filename=f"project{pid}-{dv.format}-"
+                                                  f"{dv.content_hash[:12]}.zip")
+
+

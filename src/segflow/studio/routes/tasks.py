@@ -1,0 +1,258 @@
+"""Tasks: the image, the annotation (versions, history, diff), saving with conflict
+detection, submit, review with pinned comments, and the assist tools."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from segflow.errors import SegflowError
+from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp, task_for
+from segflow.studio.routes.projects import require_ack
+from segflow.studio.schemas import AnnotationIn, Assist, Review
+from segflow.studio.services import masks
+from segflow.studio.services.workflow import project_schema
+from segflow.studio.tables import Annotation, Comment, Event, Image, Project, Task, User, now
+
+router = APIRouter(prefix="/api", tags=["tasks"])
+EDITABLE = ("assigned", "rejected")
+
+
+def task_json(db: Session, t: Task) -> dict:
+    img = db.get(Image, t.image_id)
+    names = {u.id: u.username for u in db.scalars(select(User).where(
+        User.id.in_([i for i in (t.assignee_id, t.reviewer_id) if i])))}
+    return {"id": t.id, "project_id": t.project_id, "state": t.state, "version": t.version,
+            "assignee_id": t.assignee_id, "assignee": names.get(t.assignee_id),
+            "reviewer_id": t.reviewer_id, "reviewer": names.get(t.reviewer_id),
+            "image": {"id": img.id, "filename": img.filename, "width": img.width,
+                      "height": img.height, "url": f"/api/images/{img.id}"},
+            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at)}
+
+
+@router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators)")
+def next_task(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    project_for(db, user, pid)
+    require_role(user, "annotator")
+    require_ack(db, user, pid)
+    t = db.scalar(select(Task).where(Task.project_id == pid, Task.assignee_id == user.id,
+                                     Task.state.in_(EDITABLE))
+                  .order_by((Task.state == "rejected").desc(), Task.id).limit(1))
+    if t is None:
+        raise HTTPException(404, "no open tasks for you in this project")
+    return task_json(db, t)
+
+
+@router.get("/tasks/{tid}", summary="A task")
+def get_task(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    return task_json(db, task_for(db, user, tid))
+
+
+@router.get("/images/{iid}", summary="An image (8-bit PNG/JPEG for the browser)")
+def get_image(iid: int, request: Request, user: User = Depends(current_user),
+              db: Session = Depends(get_db)):
+    img = db.get(Image, iid)
+    if img is None:
+        raise HTTPException(404, f"no image {iid}")
+    project_for(db, user, img.project_id)
+    if user.role == "annotator":  # only the images of their own tasks (and guideline examples)
+        own = db.scalar(select(Task.id).where(Task.image_id == iid, Task.assignee_id == user.id))
+        from segflow.studio.tables import Guideline
+
+        ex = any(e.get("image_id") == iid for g in db.scalars(
+            select(Guideline).where(Guideline.project_id == img.project_id)) for e in g.examples)
+        if own is None and not ex:
+            raise HTTPException(404, f"no image {iid}")
+    store = request.app.state.store
+    path = store.path(img.sha256, img.ext)
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if img.ext in ("png", "jpg", "webp", "bmp"):
+        with open(path, "rb") as f:  # 8-bit files the browser shows as they are
+            head = f.read(32)
+        if img.ext != "png" or head[24] == 8:
+            return FileResponse(path, headers=headers)
+    disp = path.with_suffix(".display.png")
+    if not disp.exists():
+        from segflow.io import write_image
+        from segflow.ops.draw import to_display_rgb
+
+        write_image(disp, to_display_rgb(store.read(img.sha256, img.ext)))
+    return FileResponse(disp, media_type="image/png", headers=headers)
+
+
+def _annotation(db: Session, t: Task, version: int | None) -> Annotation | None:
+    v = t.version if version is None else version
+    return db.scalar(select(Annotation).where(Annotation.task_id == t.id, Annotation.version == v))
+
+
+@router.get("/tasks/{tid}/annotation", summary="The labels (latest or ?version=N) as runs")
+def get_annotation(tid: int, version: int | None = None, user: User = Depends(current_user),
+                   db: Session = Depends(get_db)) -> dict:
+    t = task_for(db, user, tid)
+    img = db.get(Image, t.image_id)
+    a = _annotation(db, t, version)
+    if a is None and version not in (None, 0):
+        raise HTTPException(404, f"task {tid} has no version {version}")
+    out = masks.to_wire(a.segments if a else [], img.height, img.width)
+    out.update(version=a.version if a else 0, kind=a.kind if a else None)
+    return out
+
+
+@router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
+                                               "409 if someone saved since base_version")
+def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_user),
+                    db: Session = Depends(get_db)) -> dict:
+    t = task_for(db, user, tid)
+    if user.role != "annotator" or t.assignee_id != user.id:
+        raise HTTPException(403, "only the task's annotator saves its labels")
+    require_ack(db, user, t.project_id)
+    if t.state not in EDITABLE:
+        raise HTTPException(409, f"task {tid} is {t.state}; it can be edited when assigned or "
+                                 "rejected")
+    img = db.get(Image, t.image_id)
+    if (body.width, body.height) != (img.width, img.height):
+        raise HTTPException(422, f"width/height: the image is {img.width}x{img.height}, the "
+                                 f"labels {body.width}x{body.height}")
+    schema = project_schema(db.get(Project, t.project_id))
+    try:
+        ids = masks.decode_runs(body.runs, img.height, img.width)
+        segs = masks.check_segments([s.model_dump() for s in body.segments], ids, schema)
+    except masks.MaskError as e:
+        raise HTTPException(422, str(e)) from None
+    stored = masks.to_db(ids, segs)
+    # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
+    # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
+    res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
+                                        Task.state.in_(EDITABLE))
+                     .values(version=Task.version + 1, updated_at=now(),
+                             seconds_spent=Task.seconds_spent + body.seconds))
+    if res.rowcount != 1:
+        db.rollback()
+        db.refresh(t)
+        raise HTTPException(409, f"conflict: task {tid} is at version {t.version} (you edited "
+                                 f"version {body.base_version}); reload it to see the other "
+                                 "changes — nothing was overwritten")
+    db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id, kind="save",
+                      segments=stored))
+    db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
+                 seconds=body.seconds))
+    db.commit()
+    return {"version": body.base_version + 1, "segments": len(stored)}
+
+
+@router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")
+def submit(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    t = task_for(db, user, tid)
+    if user.role != "annotator" or t.assignee_id != user.id:
+        raise HTTPException(403, "only the task's annotator submits it")
+    if t.state not in EDITABLE:
+        raise HTTPException(409, f"task {tid} is {t.state}")
+    if t.version == 0:
+        raise HTTPException(409, "save some labels before submitting")
+    t.state, t.updated_at = "submitted", now()
+    db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="submitted"))
+    db.commit()
+    return task_json(db, t)
+
+
+@router.post("/tasks/{tid}/review", summary="Accept, or reject with comments (reviewers; never "
+                                            "one's own work)")
+def review(tid: int, body: Review, user: User = Depends(current_user),
+           db: Session = Depends(get_db)) -> dict:
+    t = task_for(db, user, tid)
+    require_role(user, "reviewer", "manager", "admin")
+    authors = set(db.scalars(select(Annotation.author_id).where(Annotation.task_id == tid)))
+    if user.id == t.assignee_id or user.id in authors:
+        raise HTTPException(403, "nobody reviews their own work")
+    if t.state != "submitted":
+        raise HTTPException(409, f"task {tid} is {t.state}, not submitted")
+    if body.decision == "reject" and not body.comments:
+        raise HTTPException(422, "comments: say what to fix when rejecting")
+    img = db.get(Image, t.image_id)
+    for c in body.comments:
+        if c.x is not None and not (0 <= c.x < img.width and 0 <= (c.y or 0) < img.height):
+            raise HTTPException(422, "comments: x, y must lie inside the image")
+        db.add(Comment(task_id=tid, author_id=user.id, version=t.version, x=c.x, y=c.y,
+                       text=c.text))
+    t.state = "accepted" if body.decision == "accept" else "rejected"
+    t.reviewer_id, t.updated_at = user.id, now()
+    db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind=t.state))
+    db.commit()
+    return task_json(db, t)
+
+
+@router.get("/tasks/{tid}/comments", summary="Review comments, pinned to points")
+def comments(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+    task_for(db, user, tid)
+    names = {u.id: u.username for u in db.scalars(select(User))}
+    return [{"id": c.id, "author": names.get(c.author_id), "version": c.version, "x": c.x,
+             "y": c.y, "text": c.text, "created_at": stamp(c.created_at)}
+            for c in db.scalars(select(Comment).where(Comment.task_id == tid)
+                                .order_by(Comment.id))]
+
+
+@router.get("/tasks/{tid}/history", summary="Every version with author, time and segment count")
+def history(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+    task_for(db, user, tid)
+    names = {u.id: u.username for u in db.scalars(select(User))}
+    return [{"version": a.version, "kind": a.kind, "author": names.get(a.author_id),
+             "segments": len(a.segments), "created_at": stamp(a.created_at)}
+            for a in db.scalars(select(Annotation).where(Annotation.task_id == tid)
+                                .order_by(Annotation.version))]
+
+
+@router.get("/tasks/{tid}/diff.png", summary="Visual diff of two versions: green added, red "
+                                             "removed, yellow relabelled", response_class=Response)
+def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(current_user),
+             db: Session = Depends(get_db)) -> Response:
+    t = task_for(db, user, tid)
+    img = db.get(Image, t.image_id)
+    maps = []
+    for v in (a, b):
+        ann = _annotation(db, t, v)
+        if ann is None and v != 0:
+            raise HTTPException(404, f"task {tid} has no version {v}")
+        segs = ann.segments if ann else []
+        ids = masks.label_map(segs, img.height, img.width)
+        cat = np.zeros(ids.shape, np.int32)
+        for s in segs:
+            cat[ids == s["id"]] = s["category_id"]
+        maps.append((ids > 0, cat))
+    from segflow.ops.draw import to_display_rgb
+
+    base = to_display_rgb(request.app.state.store.read(img.sha256, img.ext)).astype(np.float32)
+    out = base * 0.5
+    (la, ca), (lb, cb) = maps
+    for sel, col in ((~la & lb, (0, 220, 0)), (la & ~lb, (230, 0, 0)),
+                     (la & lb & (ca != cb), (240, 220, 0))):
+        out[sel] = np.asarray(col, np.float32)
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    PILImage.fromarray(out.clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
+    return Response(buf.getvalue(), media_type="image/png")
+
+
+@router.post("/tasks/{tid}/assist", summary="Run an assist tool on the server: a region to paint "
+                                            "(threshold, k-means, GrabCut, superpixel)")
+def assist(tid: int, body: Assist, request: Request, user: User = Depends(current_user),
+           db: Session = Depends(get_db)) -> dict:
+    from segflow.studio.services.assist import run_assist
+
+    t = task_for(db, user, tid)
+    if user.role != "annotator" or t.assignee_id != user.id:
+        raise HTTPException(403, "assist tools are for the task's annotator")
+    img = db.get(Image, t.image_id)
+    image = request.app.state.store.read(img.sha256, img.ext)
+    try:
+        region = run_assist(image, body.tool, point=body.point, box=body.box, method=body.method,
+                            k=body.k, n_segments=body.n_segments)
+    except SegflowError as e:
+        raise HTTPException(422, str(e)) from None
+    return {"width": img.width, "height": img.height, "pixels": int(region.sum()),
+            "runs": masks.encode_runs(region.astype(np.int32))}

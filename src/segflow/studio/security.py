@@ -1,0 +1,48 @@
+"""Passwords (argon2id via argon2-cffi), session and API tokens, CSRF secrets.
+
+Tokens are random (``secrets``); the database keeps only their SHA-256, so a leaked database
+does not leak live sessions. Browser sessions carry a CSRF secret: a state-changing request
+authenticated by the session cookie must echo it in the ``X-CSRF-Token`` header (the page
+reads it from the ``segflow_csrf`` cookie: the double-submit pattern). API clients send
+``Authorization: Bearer <token>`` and need no CSRF token (a browser never adds that header
+on its own).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+SESSION_COOKIE = "segflow_session"
+CSRF_COOKIE = "segflow_csrf"
+CSRF_HEADER = "x-csrf-token"
+MIN_PASSWORD = 8
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh token and the hash to store."""
+    tok = secrets.token_urlsafe(32)
+    return tok, token_hash(tok)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def same(a: str, b: str) -> bool:
+    return secrets.compare_digest(a.encode(), b.encode())

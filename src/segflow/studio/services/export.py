@@ -1,0 +1,75 @@
+"""Export accepted annotations with segflow's format writers, as a dataset version named by
+its content hash (SHA-256 over every file's path and bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from segflow.errors import SegflowError
+from segflow.studio.services import masks
+from segflow.studio.services.storage import ImageStore
+from segflow.studio.services.workflow import project_schema
+from segflow.studio.tables import Annotation, DatasetVersion, Image, Project, Task
+
+
+def tree_hash(root: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, fmt: str,
+                   user_id: int | None) -> DatasetVersion:
+    from segflow.formats.convert import write_dataset
+
+    schema = project_schema(p)
+    rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
+                      .where(Task.project_id == p.id, Task.state == "accepted")
+                      .order_by(Task.id)).all()
+    if not rows:
+        raise SegflowError("export: no accepted tasks yet; review some work first")
+
+    def items():
+        for task, img in rows:
+            ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
+                                                     Annotation.version == task.version))
+            pan = masks.to_panoptic(ann.segments if ann else [], img.height, img.width, schema)
+            stem = Path(img.filename).stem
+            yield f"{img.id:06d}_{stem}", store.read(img.sha256, img.ext), pan, None
+
+    base = Path(data_dir) / "exports" / f"project-{p.id}"
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{fmt}-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        write_dataset(tmp, fmt, schema, items())
+        digest = tree_hash(tmp)
+        dst = base / f"{fmt}-{digest[:16]}"
+        if dst.exists():  # the same content was exported before: keep that copy
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    dv = DatasetVersion(project_id=p.id, format=fmt, content_hash=digest, n_images=len(rows),
+                        path=str(dst), created_by=user_id)
+    db.add(dv)
+    db.commit()
+    return dv
+
+
+def zip_version(dv: DatasetVersion) -> Path:
+    src = Path(dv.path)
+    out = src.with_suffix(".zip")
+    if not out.exists():
+        tmp = shutil.make_archive(str(src) + ".tmp", "zip", src)
+        os.replace(tmp, out)
+    return out

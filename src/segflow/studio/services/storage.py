@@ -1,0 +1,78 @@
+"""Images on disk, addressed by content (SHA-256). An uploaded file name is kept only as a
+label for people; the path on disk is always ``images/<2 hex>/<sha256>.<ext>``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from segflow.errors import SegflowError
+from segflow.io import read_image
+
+EXTS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+def display_name(name: str) -> str:
+    """The last path component, with control and odd characters replaced: a label, not a path."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    base = re.sub(r"[^\w.\- ()+]", "_", base).strip(" .")
+    return base[:200] or "image"
+
+
+class ImageStore:
+    def __init__(self, root: Path):
+        self.root = Path(root) / "images"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, sha: str, ext: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{64}", sha) or ext not in EXTS.values():
+            raise SegflowError("bad image address")
+        return self.root / sha[:2] / f"{sha}.{ext}"
+
+    def add_bytes(self, data: bytes, name: str) -> tuple[str, str, np.ndarray]:
+        """Validate (a decodable image under the pixel cap) and store; returns
+        (sha256, ext, pixels). Raises SegflowError naming the file otherwise."""
+        from PIL import Image as PILImage
+
+        label = display_name(name)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise SegflowError(f"{label}: {len(data) / 2**20:.0f} MB is over the "
+                               f"{MAX_UPLOAD_BYTES // 2**20} MB upload limit")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            try:
+                with PILImage.open(tmp) as im:
+                    fmt = im.format
+            except Exception:
+                raise SegflowError(f"{label}: not an image segflow can read (PNG, JPEG, TIFF, "
+                                   "BMP, WebP)") from None
+            if fmt not in EXTS:
+                raise SegflowError(f"{label}: {fmt} images are not supported; use PNG, JPEG, "
+                                   "TIFF, BMP or WebP")
+            try:
+                pixels = read_image(tmp)  # applies the pixel cap and EXIF orientation
+            except SegflowError as e:
+                raise SegflowError(f"{label}: {str(e).split(': ', 1)[-1]}") from None
+            sha = hashlib.sha256(data).hexdigest()
+            dst = self.path(sha, EXTS[fmt])
+            dst.parent.mkdir(exist_ok=True)
+            os.replace(tmp, dst)
+            tmp = None
+            return sha, EXTS[fmt], pixels
+        finally:
+            if tmp and os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def add_file(self, path: Path) -> tuple[str, str, np.ndarray]:
+        return self.add_bytes(Path(path).read_bytes(), Path(path).name)
+
+    def read(self, sha: str, ext: str) -> np.ndarray:
+        return read_image(self.path(sha, ext))

@@ -1,0 +1,229 @@
+// Login, project list and project page.
+"use strict";
+
+const loginForm = document.getElementById("login-form");
+if (loginForm) loginForm.addEventListener("submit", guard(async (ev) => {
+  ev.preventDefault();
+  await api("POST", "/api/auth/login", {
+    username: document.getElementById("username").value,
+    password: document.getElementById("password").value,
+  });
+  location.href = "/";
+}));
+
+// ---- home -----------------------------------------------------------------------------------
+async function loadHome() {
+  const ul = document.getElementById("projects");
+  ul.replaceChildren();
+  for (const p of await api("GET", "/api/projects")) {
+    ul.append(el("li", {}, el("a", { href: `/projects/${p.id}` }, p.name),
+      ` — ${p.task_type}, ${p.images} images, target ${p.target_metric} ≥ ${p.target_threshold}`));
+  }
+  const users = document.getElementById("users");
+  if (users) {
+    users.replaceChildren();
+    for (const u of await api("GET", "/api/users")) users.append(el("li", {}, `${u.username} (${u.role})`));
+  }
+}
+
+function classRow(c = {}) {
+  const tr = el("tr", {},
+    el("td", {}, el("input", { class: "c-id", type: "number", min: 0, value: c.id ?? "" })),
+    el("td", {}, el("input", { class: "c-name", value: c.name ?? "" })),
+    el("td", {}, el("input", { class: "c-color", type: "color", value: c.color ?? "#e04040" })),
+    el("td", {}, el("input", { class: "c-thing", type: "checkbox", checked: c.isthing ?? false })),
+    el("td", {}, el("input", { class: "c-key", maxlength: 1, size: 2, value: c.hotkey ?? "" })),
+    el("td", {}, el("button", { type: "button", on: { click: () => tr.remove() } }, "×")));
+  document.querySelector("#classes tbody").append(tr);
+}
+
+const hex = (h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16));
+
+const newProject = document.getElementById("new-project");
+if (newProject) {
+  classRow({ id: 1, name: "background", color: "#808080", hotkey: "1" });
+  classRow({ id: 2, name: "object", color: "#e04040", isthing: true, hotkey: "2" });
+  document.getElementById("add-class").addEventListener("click", () => {
+    const n = document.querySelectorAll("#classes tbody tr").length + 1;
+    classRow({ id: n, name: "", hotkey: String(n % 10) });
+  });
+  newProject.addEventListener("submit", guard(async (ev) => {
+    ev.preventDefault();
+    const schema = [...document.querySelectorAll("#classes tbody tr")].map((tr) => ({
+      id: Number(tr.querySelector(".c-id").value), name: tr.querySelector(".c-name").value,
+      color: hex(tr.querySelector(".c-color").value), isthing: tr.querySelector(".c-thing").checked,
+      hotkey: tr.querySelector(".c-key").value || null,
+    }));
+    const p = await api("POST", "/api/projects", {
+      name: document.getElementById("p-name").value,
+      task_type: document.getElementById("p-type").value,
+      goals: document.getElementById("p-goals").value,
+      target_metric: document.getElementById("p-metric").value,
+      target_threshold: Number(document.getElementById("p-threshold").value),
+      image_count: Number(document.getElementById("p-count").value),
+      domains: document.getElementById("p-domains").value.split(",").map((s) => s.trim()).filter(Boolean),
+      schema,
+    });
+    location.href = `/projects/${p.id}`;
+  }));
+}
+const newUser = document.getElementById("new-user");
+if (newUser) newUser.addEventListener("submit", guard(async (ev) => {
+  ev.preventDefault();
+  await api("POST", "/api/users", {
+    username: document.getElementById("u-name").value, password: document.getElementById("u-pass").value,
+    role: document.getElementById("u-role").value,
+  });
+  newUser.reset();
+  flash("user created", "ok");
+  loadHome();
+}));
+if (document.getElementById("projects")) guard(loadHome)();
+
+// ---- project page ---------------------------------------------------------------------------
+const projEl = document.getElementById("project");
+if (projEl) {
+  const pid = Number(projEl.dataset.pid);
+  const role = projEl.dataset.role;
+  const manage = role === "admin" || role === "manager";
+  let project = null;
+
+  async function loadProject() {
+    project = await api("GET", `/api/projects/${pid}`);
+    document.getElementById("p-title").textContent = project.name;
+    const dl = document.getElementById("brief");
+    dl.replaceChildren();
+    for (const [k, v] of [["task type", project.task_type], ["goals", project.goals],
+      ["requirement", `${project.target_metric} ≥ ${project.target_threshold}`],
+      ["data needs", `${project.image_count} images (${project.images} imported)` +
+        (project.domains.length ? `; domains: ${project.domains.join(", ")}` : "")]]) {
+      dl.append(el("dt", {}, k), el("dd", {}, v));
+    }
+    const sv = document.getElementById("schema-view");
+    sv.replaceChildren(...project.schema.map((c) => el("span", { class: "chip" },
+      el("i", { style: `background: rgb(${c.color.join(",")})` }),
+      `${c.name}${c.isthing ? " (thing)" : ""}${c.hotkey ? ` [${c.hotkey}]` : ""}`)));
+    const pl = document.getElementById("pl-state");
+    if (pl) pl.textContent = project.prelabel.mode === "none" ? "" :
+      `now: ${project.prelabel.mode} ${project.prelabel.pipeline || project.prelabel.checkpoint || ""} ${project.prelabel.reason ? "— " + project.prelabel.reason : ""}`;
+    const ml = document.getElementById("member-list");
+    if (ml) {
+      const users = await api("GET", "/api/users");
+      const names = Object.fromEntries(users.map((u) => [u.id, `${u.username} (${u.role})`]));
+      ml.textContent = "members: " + project.members.map((m) => names[m]).join(", ");
+      const sel = document.getElementById("m-user");
+      sel.replaceChildren(...users.filter((u) => !project.members.includes(u.id))
+        .map((u) => el("option", { value: u.id }, names[u.id])));
+    }
+  }
+
+  async function loadGuidelines() {
+    const gs = await api("GET", `/api/projects/${pid}/guidelines`);
+    const box = document.getElementById("guideline");
+    const ack = document.getElementById("ack");
+    if (!gs.length) { box.textContent = "No guidelines yet."; return; }
+    const g = gs[0];
+    document.getElementById("g-version").textContent = `v${g.version}`;
+    box.innerHTML = g.html; // rendered server-side by markdown-it with raw HTML disabled
+    const ex = document.getElementById("g-examples");
+    ex.replaceChildren(...g.examples.map((e) => el("figure", { class: e.kind },
+      el("img", { src: `/api/images/${e.image_id}`, alt: e.caption }), el("figcaption", {}, `${e.kind}: ${e.caption}`))));
+    if (!g.acknowledged && (role === "annotator" || role === "reviewer")) {
+      ack.hidden = false;
+      document.getElementById("ack-v").textContent = g.version;
+      ack.onclick = guard(async () => {
+        await api("POST", `/api/projects/${pid}/guidelines/${g.version}/ack`);
+        ack.hidden = true;
+        flash(`guidelines v${g.version} acknowledged`, "ok");
+      });
+    } else ack.hidden = true;
+  }
+
+  async function loadTasks() {
+    const tb = document.querySelector("#tasks tbody");
+    tb.replaceChildren();
+    const queue = role === "reviewer" ? await api("GET", `/api/projects/${pid}/review-queue`) : null;
+    const mayReview = new Set((queue || []).map((t) => t.id));
+    for (const t of await api("GET", `/api/projects/${pid}/tasks`)) {
+      const links = [];
+      if (role === "annotator" && (t.state === "assigned" || t.state === "rejected"))
+        links.push(el("a", { href: `/tasks/${t.id}/edit`, class: "edit-link" }, "annotate"));
+      if (mayReview.has(t.id)) links.push(el("a", { href: `/tasks/${t.id}/review`, class: "review-link" }, "review"));
+      if (manage) links.push(el("a", { href: `/tasks/${t.id}/review` }, "view"));
+      tb.append(el("tr", { dataset: { task: t.id, state: t.state } }, el("td", {}, String(t.id)),
+        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state),
+        el("td", {}, t.assignee || "—"), el("td", {}, String(t.version)), el("td", {}, ...links)));
+    }
+  }
+
+  async function loadStats() {
+    const s = document.getElementById("stats");
+    if (!s) return;
+    const d = await api("GET", `/api/projects/${pid}/dashboard`);
+    s.replaceChildren(...Object.entries(d.states).map(([k, v]) => el("span", { class: "chip" }, `${k}: ${v}`)),
+      el("span", { class: "chip" }, `accepted ${(100 * d.progress).toFixed(0)}%`),
+      el("span", { class: "chip" }, `rejection rate ${d.rejection_rate === null ? "—" : (100 * d.rejection_rate).toFixed(0) + "%"}`),
+      el("span", { class: "chip" }, `time per task ${d.mean_seconds_per_task === null ? "—" : d.mean_seconds_per_task.toFixed(0) + " s"}`));
+    document.getElementById("chart").src = `/api/projects/${pid}/dashboard.png?t=${Date.now()}`;
+  }
+
+  async function loadExports() {
+    const ul = document.getElementById("exports");
+    if (!ul) return;
+    ul.replaceChildren(...(await api("GET", `/api/projects/${pid}/exports`)).map((d) =>
+      el("li", {}, el("a", { href: d.download }, `${d.format} — ${d.n_images} images — ${d.content_hash.slice(0, 12)}`))));
+  }
+
+  const on = (id, ev, fn) => { const e = document.getElementById(id); if (e) e.addEventListener(ev, guard(fn)); };
+  on("g-form", "submit", async (ev) => {
+    ev.preventDefault();
+    await api("POST", `/api/projects/${pid}/guidelines`, { markdown: document.getElementById("g-text").value });
+    document.getElementById("g-text").value = "";
+    flash("guidelines published", "ok");
+    loadGuidelines(); loadProject();
+  });
+  on("upload", "submit", async (ev) => {
+    ev.preventDefault();
+    const fd = new FormData();
+    for (const f of document.getElementById("files").files) fd.append("files", f);
+    const r = await api("POST", `/api/projects/${pid}/images`, fd);
+    flash(`${r.added} images added${r.skipped_duplicates ? `, ${r.skipped_duplicates} duplicates skipped` : ""}`, "ok");
+    loadProject(); loadTasks(); loadStats();
+  });
+  on("import", "submit", async (ev) => {
+    ev.preventDefault();
+    const r = await api("POST", `/api/projects/${pid}/import`, { path: document.getElementById("import-path").value });
+    flash(`${r.added} images imported (${r.format})`, "ok");
+    loadProject(); loadTasks(); loadStats();
+  });
+  on("prelabel", "submit", async (ev) => {
+    ev.preventDefault();
+    const mode = document.getElementById("pl-mode").value, arg = document.getElementById("pl-arg").value;
+    const body = { mode };
+    if (mode === "pipeline") body.pipeline = arg || "auto";
+    if (mode === "checkpoint") body.checkpoint = arg;
+    const r = await api("PUT", `/api/projects/${pid}/prelabel`, body);
+    flash(`pre-labels: ${r.prelabelled} tasks labelled`, "ok");
+    loadProject(); loadTasks();
+  });
+  on("members", "submit", async (ev) => {
+    ev.preventDefault();
+    await api("POST", `/api/projects/${pid}/members`, { user_ids: [Number(document.getElementById("m-user").value)] });
+    loadProject();
+  });
+  on("assign", "click", async () => {
+    const r = await api("POST", `/api/projects/${pid}/assign`, { mode: "balanced" });
+    flash(`${r.assigned} tasks assigned`, "ok");
+    loadTasks(); loadStats();
+  });
+  on("next-task", "click", async () => {
+    const t = await api("GET", `/api/projects/${pid}/next-task`);
+    location.href = `/tasks/${t.id}/edit`;
+  });
+  on("export", "click", async () => {
+    const d = await api("POST", `/api/projects/${pid}/export`, { format: document.getElementById("x-format").value });
+    flash(`exported ${d.n_images} images as ${d.format} (${d.content_hash.slice(0, 12)})`, "ok");
+    loadExports();
+  });
+  guard(async () => { await loadProject(); await loadGuidelines(); await loadTasks(); await loadStats(); await loadExports(); })();
+}
