@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test lint bench clean venv browser studio
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -25,11 +25,20 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-test: $(STAMP) lint
+# The studio's browser tests drive Debian's Chromium (never a browser downloaded by a tool).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq chromium >/dev/null) || \
+	  echo "warning: could not install chromium (apt-get install -y chromium as root); browser tests will be skipped"
+
+test: $(STAMP) lint browser
 	$(BIN)/python -m pytest -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classical.py
+
+studio: $(STAMP)
+	$(BIN)/segflow studio --demo
 
 clean:
 	rm -rf out .pytest_cache build

@@ -1,6 +1,6 @@
 """Mask R-CNN quality on synthetic retail shelves, trained from scratch on the CPU.
 
-    .venv/bin/python benchmarks/train_maskrcnn.py                 # ~14 minutes on 2 CPU cores
+    .venv/bin/python benchmarks/train_maskrcnn.py                 # ~8 minutes on 2 CPU cores
     .venv/bin/python benchmarks/train_maskrcnn.py --steps 200     # a quick look
 
 Trains through the product path (`segflow.train.Trainer`, the code behind `segflow train`)
@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=4e-4)
-    ap.add_argument("--steps", type=int, default=720)
+    ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--out", default=str(CACHE / "runs" / "maskrcnn"))
     args = ap.parse_args()
     torch.set_num_threads(2)

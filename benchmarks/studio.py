@@ -1,0 +1,239 @@
+"""Studio load test on loopback: simulated annotators fetching tasks and saving 1-megapixel
+masks concurrently, against a real server process (uvicorn), on SQLite and on PostgreSQL.
+
+    .venv/bin/python benchmarks/studio.py                       # SQLite, then PostgreSQL if reachable
+    .venv/bin/python benchmarks/studio.py --db sqlite --seconds 30 --annotators 50
+
+Each annotator loops for --seconds: fetch the next task (GET next-task, then its labels, as the
+editor does), think for a random --think interval (people take seconds per edit), then save a
+new 1000x1000 label map (PUT, ~20 objects). Afterwards every acknowledged save is read back
+by version and compared pixel for pixel with what was sent: zero lost or corrupted saves is
+the goal, with p95 < 200 ms per task fetch and < 300 ms per mask save (issue 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+SIDE = 1000
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def label_map(seed: int) -> tuple[np.ndarray, list[dict]]:
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((SIDE, SIDE), np.int32)
+    yy, xx = np.ogrid[:SIDE, :SIDE]
+    segs = []
+    for k in range(1, 21):
+        cy, cx, r = rng.integers(40, SIDE - 40, 2).tolist() + [int(rng.integers(15, 40))]
+        ids[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = k
+    for k in np.unique(ids):
+        if k:
+            segs.append({"id": int(k), "category_id": 2})
+    return ids, segs
+
+
+def png(arr: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    b = io.BytesIO()
+    Image.fromarray(arr).save(b, format="PNG", compress_level=1)
+    return b.getvalue()
+
+
+def pg_url() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", connect_timeout=2,
+                             autocommit=True) as c:
+            schema = f"sfbench_{os.getpid()}"
+            c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            c.execute(f"CREATE SCHEMA {schema}")
+        return f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    except Exception:
+        return None
+
+
+def drop_pg(url: str) -> None:
+    import psycopg
+
+    schema = url.rsplit("%3D", 1)[1]
+    with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True) as c:
+        c.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def prepare(db_url: str | None, data: Path) -> None:
+    from segflow.studio import security
+    from segflow.studio.app import create_app
+    from segflow.studio.tables import User
+
+    app = create_app(db_url, data)
+    with app.state.sessions() as s:
+        s.add(User(username="boss", password_hash=security.hash_password("boss-pass-1"), role="admin"))
+        s.commit()
+    app.state.engine.dispose()
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000, q)) if xs else float("nan")
+
+
+async def run(base: str, n_ann: int, seconds: float, think: tuple[float, float]) -> dict:
+    import httpx
+
+    limits = httpx.Limits(max_connections=n_ann + 10, max_keepalive_connections=n_ann + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as c:
+        tok = (await c.post("/api/auth/token", json={"username": "boss", "password": "boss-pass-1"})
+               ).json()["token"]
+        H = {"Authorization": f"Bearer {tok}"}
+        schema = [{"id": 1, "name": "background"}, {"id": 2, "name": "object", "isthing": True}]
+        pid = (await c.post("/api/projects", headers=H, json={
+            "name": "load", "task_type": "instance", "schema": schema})).json()["id"]
+        users = []
+        for k in range(n_ann):
+            r = await c.post("/api/users", headers=H, json={
+                "username": f"ann{k}", "password": "annotator-pw", "role": "annotator"})
+            users.append(r.json()["id"])
+        await c.post(f"/api/projects/{pid}/members", headers=H, json={"user_ids": users})
+        rng = np.random.default_rng(0)
+        for k in range(n_ann):  # one 1-megapixel image per annotator
+            img = rng.integers(0, 255, (SIDE, SIDE, 3), dtype=np.uint8)
+            await c.post(f"/api/projects/{pid}/images", headers=H,
+                         files=[("files", (f"img{k}.png", png(img), "image/png"))])
+        await c.post(f"/api/projects/{pid}/assign", headers=H, json={"mode": "balanced"})
+        tokens = []
+        for k in range(n_ann):
+            r = await c.post("/api/auth/token", json={"username": f"ann{k}", "password": "annotator-pw"})
+            tokens.append(r.json()["token"])
+        from segflow.studio.services.masks import encode_runs
+
+        bodies = []  # precomputed so the client spends its CPU on requests, not on encoding
+        for k in range(8):
+            ids, segs = label_map(k)
+            bodies.append((encode_runs(ids), segs, hashlib.sha256(ids.tobytes()).hexdigest()))
+        fetch, save, saved, errors = [], [], [], []
+        t_end = time.perf_counter() + seconds
+
+        async def annotator(k: int):
+            h = {"Authorization": f"Bearer {tokens[k]}"}
+            r_ = random.Random(k)
+            await asyncio.sleep(r_.uniform(0, think[1]))  # people do not start in lockstep
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                t = await c.get(f"/api/projects/{pid}/next-task", headers=h)
+                a = await c.get(f"/api/tasks/{t.json()['id']}/annotation", headers=h)
+                fetch.append(time.perf_counter() - t0)
+                if t.status_code != 200 or a.status_code != 200:
+                    errors.append(("fetch", t.status_code, a.status_code))
+                    continue
+                task = t.json()
+                await asyncio.sleep(r_.uniform(*think))
+                runs, segs, digest = bodies[r_.randrange(len(bodies))]
+                payload = json.dumps({"base_version": task["version"], "width": SIDE, "height": SIDE,
+                                      "runs": runs, "segments": segs, "seconds": 1.0})
+                t0 = time.perf_counter()
+                r = await c.put(f"/api/tasks/{task['id']}/annotation", content=payload,
+                                headers={**h, "Content-Type": "application/json"})
+                save.append(time.perf_counter() - t0)
+                if r.status_code == 200:
+                    saved.append((task["id"], r.json()["version"], digest, h))
+                else:
+                    errors.append(("save", r.status_code, r.text[:100]))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(annotator(k) for k in range(n_ann)))
+        wall = time.perf_counter() - t0
+        from segflow.studio.services.masks import decode_runs
+
+        bad = 0
+        for tid, version, digest, h in saved:  # read every acknowledged save back
+            a = (await c.get(f"/api/tasks/{tid}/annotation?version={version}", headers=h)).json()
+            got = decode_runs(a["runs"], SIDE, SIDE)
+            bad += hashlib.sha256(got.tobytes()).hexdigest() != digest
+    return {"fetch": fetch, "save": save, "saves": len(saved), "errors": errors, "bad": bad,
+            "wall": wall}
+
+
+def bench(db: str, args) -> dict | None:
+    url = None
+    if db == "postgresql":
+        url = pg_url()
+        if url is None:
+            print("PostgreSQL on 127.0.0.1:5432 not reachable: skipped")
+            return None
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        prepare(url, data)
+        port = free_port()
+        code = ("import sys, uvicorn; from segflow.studio.app import create_app; "
+                f"uvicorn.run(create_app({url!r}, {str(data)!r}), host='127.0.0.1', port={port}, "
+                "log_level='warning')")
+        srv = subprocess.Popen([sys.executable, "-c", code])
+        try:
+            import httpx
+
+            for _ in range(200):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            r = asyncio.run(run(f"http://127.0.0.1:{port}", args.annotators, args.seconds,
+                                (args.think_min, args.think_max)))
+        finally:
+            srv.terminate()
+            srv.wait(timeout=20)
+            if url:
+                drop_pg(url)
+    ok = (pct(r["fetch"], 95) < 200 and pct(r["save"], 95) < 300 and r["bad"] == 0
+          and not r["errors"])
+    print(f"{db:10s} {args.annotators} annotators, {r['wall']:.0f} s: {len(r['fetch'])} task fetches "
+          f"p50 {pct(r['fetch'], 50):.0f} ms p95 {pct(r['fetch'], 95):.0f} ms; {r['saves']} 1-MP saves "
+          f"p50 {pct(r['save'], 50):.0f} ms p95 {pct(r['save'], 95):.0f} ms "
+          f"({r['saves'] / r['wall']:.1f}/s); lost or corrupted {r['bad']}, errors {len(r['errors'])}"
+          f" -> goal (fetch p95 < 200 ms, save p95 < 300 ms, none lost) {'met' if ok else 'NOT met'}",
+          flush=True)
+    if r["errors"]:
+        print("  first errors:", r["errors"][:3])
+    return r
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--annotators", type=int, default=50)
+    ap.add_argument("--seconds", type=float, default=45)
+    ap.add_argument("--think-min", type=float, default=2.0, help="seconds between fetch and save")
+    ap.add_argument("--think-max", type=float, default=6.0)
+    args = ap.parse_args()
+    for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        bench(db, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
