@@ -255,3 +255,49 @@ def test_tiled_prediction_matches_whole_image_on_a_2048_aerial_raster(tmp_path):
     whole = pred.predict(img)
     tiled = pred.predict(img, tile=512, overlap=64)
     assert (whole == tiled).mean() >= 0.995
+
+
+def test_instance_distance_target_peaks_once_per_object():
+    from scipy import ndimage
+
+    from segflow.train.data import instance_distance
+
+    ids = np.zeros((40, 70), np.int64)
+    ids[5:26, 5:26] = 1  # a 21x21 square
+    ids[5:26, 26:47] = 2  # touching it: a second square
+    d = instance_distance(ids)
+    assert d[15, 15] == pytest.approx(1.0) and d[15, 36] == pytest.approx(1.0)  # centres
+    assert d[15, 25] < 0.2 and d[15, 26] < 0.2  # the shared border is low on both sides
+    assert (d[ids == 0] == 0).all() and d.max() <= 1
+    ref = ndimage.distance_transform_edt(ids == 1)
+    assert np.allclose(d[ids == 1], (ref / ref.max())[ids == 1])  # the SciPy EDT, scaled
+
+
+def test_distance_head_trains_and_splits_objects(tiny_data, tmp_path):
+    from segflow.predict.predictor import Predictor
+
+    cfg = _cfg(tiny_data, tmp_path / "d", epochs=2)
+    cfg.loss.distance_weight = 1.0
+    t = Trainer(cfg, progress=False)
+    assert t.model_args["extra_outputs"] == 1
+    imgs, (masks, dist) = t._batch(list(range(len(t.train_set))), 0)
+    assert dist.shape == masks.shape and dist.max() <= 1 and (dist[masks == 255] == -1).all()
+    t.model.train()
+    first = [t.train_step(imgs, (masks, dist)) for _ in range(1)][0]
+    for _ in range(5):
+        t.opt.zero_grad()
+        t.train_step(imgs, (masks, dist))
+        t.opt.step()
+    t.opt.zero_grad()
+    assert t.train_step(imgs, (masks, dist)) < first
+    rec = t.fit()
+    assert 0 <= rec["miou"] <= 1
+    pr = Predictor(tmp_path / "d" / "last.pt", device="cpu")
+    img = next(iter(t.val_ds)).image()
+    d = pr.distance(img)
+    assert d.shape == img.shape[:2] and 0 <= d.min() and d.max() <= 1
+    inst, sem = pr.instances(img)
+    assert sem.shape == img.shape[:2] and all(i.category_id in pr.schema.thing_ids for i in inst.items)
+    with pytest.raises(ConfigError, match="distance_weight needs model unet"):
+        parse_config({"data": {"train": "x"}, "model": {"name": "fpn"},
+                      "loss": {"distance_weight": 1.0}})

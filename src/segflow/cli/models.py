@@ -63,6 +63,10 @@ PREDICT_EPILOG = """
     segflow predict runs/street/best.pt photos/ -o out/pred
 
     segflow predict runs/aerial/best.pt big.tif -o out/pred --tile 512 --overlap 64 --tta --probs
+
+    segflow predict runs/street-unet/best.pt val/images -o out/pan --things runs/street-mrcnn/best.pt
+
+    (the last writes COCO panoptic: score it with segflow eval --task panoptic)
 """
 
 
@@ -75,14 +79,30 @@ def predict_command(
     tta: bool = typer.Option(False, "--tta", help="Average with the horizontal flip."),
     probs: bool = typer.Option(False, "--probs", help="Also save class probabilities (.npy)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    things: Path = typer.Option(None, "--things", help="Mask R-CNN checkpoint: fuse its objects "
+                                "with this semantic model's stuff into panoptic (COCO panoptic)."),
+    score_threshold: float = typer.Option(0.5, "--score-threshold", help="Panoptic: lowest "
+                                          "object score kept."),
+    overlap_threshold: float = typer.Option(0.5, "--overlap-threshold", help="Panoptic: drop an "
+                                            "object more than this covered by better ones."),
+    min_stuff_area: int = typer.Option(64, "--min-stuff-area", help="Panoptic: smallest stuff "
+                                       "segment in pixels."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
-    """Predict masks (indexed PNG) and overlays for images and folders."""
+    """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
+    segments (COCO panoptic) fused from a semantic and a Mask R-CNN checkpoint."""
     from segflow.predict.predictor import Predictor
 
     pr = Predictor(checkpoint, device=device)
-    written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                               progress=not json_out and sys.stderr.isatty())
+    progress = not json_out and sys.stderr.isatty()
+    if things is not None:
+        written, failures = pr.run_panoptic(
+            inputs, out, Predictor(things, device=device), progress=progress, tile=tile,
+            overlap=overlap, tta=tta, score_threshold=score_threshold,
+            overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
+    else:
+        written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
+                                   progress=progress)
     if json_out:
         emit_json({"outputs": written, "errors": failures})
     else:

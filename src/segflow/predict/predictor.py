@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segflow.errors import SegflowError
 from segflow.io import list_images, read_image, write_ids, write_image, write_mask
 from segflow.train import checkpoint as ckpt
 from segflow.train.data import to_tensor_image
@@ -25,7 +26,7 @@ class Predictor:
         self.cat_of = {int(k): v for k, v in (self.ck.get("label_to_class") or {}).items()}
 
     @torch.no_grad()
-    def instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
+    def _mrcnn_instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
         """Mask R-CNN checkpoints: (Instances, class mask) for one image."""
         from segflow.annotations import Instance, Instances
 
@@ -48,9 +49,9 @@ class Predictor:
     @torch.no_grad()
     def _probs(self, x: torch.Tensor, tta: bool) -> torch.Tensor:
         x = x.to(self.device)
-        p = self.model(x).float().softmax(1)
+        p = self.model(x).float()[:, :self.num_classes].softmax(1)
         if tta:
-            p = p + self.model(x.flip(-1)).float().softmax(1).flip(-1)
+            p = p + self.model(x.flip(-1)).float()[:, :self.num_classes].softmax(1).flip(-1)
             p = p / 2
         return p
 
@@ -68,8 +69,83 @@ class Predictor:
             p = self._probs(x[None], tta)[0].cpu()
         return p.numpy()
 
+    @property
+    def has_distance(self) -> bool:
+        return bool(self.ck["model"]["args"].get("extra_outputs"))
+
+    @torch.no_grad()
+    def distance(self, image: np.ndarray) -> np.ndarray:
+        """(H, W) float32 distance map (0..1, peaks at object centres) of a U-Net trained with
+        a distance head (``loss.distance_weight``)."""
+        if not self.has_distance:
+            raise SegflowError("this checkpoint has no distance output; train with "
+                               "loss.distance_weight > 0")
+        out = self.model(to_tensor_image(image)[None].to(self.device)).float()
+        return out[0, self.num_classes].sigmoid().cpu().numpy()
+
+    def instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
+        """(Instances, class mask) for one image: Mask R-CNN's detections, or a semantic
+        model's thing classes split into objects."""
+        if self.instance:
+            return self._mrcnn_instances(image, score_threshold=score_threshold)
+        return self._semantic_instances(image)
+
+    def _semantic_instances(self, image: np.ndarray):
+        """Objects of a semantic model: its thing classes split by watershed, seeded by the
+        distance head's peaks when it has one."""
+        from segflow.models.panoptic import instances_from_semantic
+
+        sem = self.predict(image)
+        dist = self.distance(image) if self.has_distance else None
+        inst = instances_from_semantic(sem.astype(np.int32), self.schema, distance=dist)
+        return inst, sem
+
     def predict(self, image: np.ndarray, **kw) -> np.ndarray:
         return self.probabilities(image, **kw).argmax(0).astype(np.uint8)
+
+    def panoptic(self, image: np.ndarray, things: Predictor, *, score_threshold: float = 0.5,
+                 overlap_threshold: float = 0.5, min_stuff_area: int = 64,
+                 tile: int | None = None, overlap: int = 64, tta: bool = False):
+        """Panoptic-FPN fusion: stuff from this (semantic) model, things from ``things``
+        (a Mask R-CNN checkpoint trained on the same schema)."""
+        from segflow.models.panoptic import fuse_panoptic
+
+        if self.instance or not things.instance:
+            raise SegflowError("panoptic prediction needs a semantic checkpoint and a Mask R-CNN "
+                               "checkpoint (--things)")
+        if [c.id for c in things.schema.classes] != [c.id for c in self.schema.classes]:
+            raise SegflowError("--things: the two checkpoints were trained on different label "
+                               "schemas")
+        sem = self.predict(image, tile=tile, overlap=overlap, tta=tta)
+        inst, _ = things.instances(image, score_threshold=0.0)
+        masks = (np.stack([i.mask for i in inst.items]) if inst.items
+                 else np.zeros((0, *image.shape[:2]), np.uint8))
+        return fuse_panoptic(sem, masks, np.array([i.score for i in inst.items], np.float32),
+                             np.array([i.category_id for i in inst.items], np.int64), self.schema,
+                             score_threshold=score_threshold, overlap_threshold=overlap_threshold,
+                             min_stuff_area=min_stuff_area)
+
+    def run_panoptic(self, inputs, out: str | Path, things: Predictor, *, progress: bool = True,
+                     **kw) -> tuple[list[str], list[str]]:
+        """Fused panoptic predictions for images and folders, written as COCO panoptic."""
+        from rich.progress import track
+
+        from segflow.formats import coco_panoptic
+
+        out = Path(out)
+        failures: list[str] = []
+
+        def items():
+            for p in track(list_images(inputs), description="predict panoptic", disable=not progress):
+                try:
+                    img = read_image(p)
+                except Exception as e:  # noqa: BLE001 - reported, others go on
+                    failures.append(str(e))
+                    continue
+                yield p.stem, None, self.panoptic(img, things, **kw)
+
+        coco_panoptic.write(out, self.schema, items())
+        return [str(out / "annotations" / "panoptic_default.json")], failures
 
     def run(self, inputs, out: str | Path, *, tile: int | None = None, overlap: int = 64,
             tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True):

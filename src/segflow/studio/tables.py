@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
 
@@ -121,7 +131,8 @@ class Task(Base):
 
 
 class Annotation(Base):
-    """One saved version of a task's labels: segments with COCO RLE masks (pycocotools)."""
+    """One saved version of a task's labels: the segments and the label map as packed runs
+    (``services.masks``)."""
 
     __tablename__ = "annotations"
     __table_args__ = (UniqueConstraint("task_id", "version"),)
@@ -130,7 +141,8 @@ class Annotation(Base):
     version: Mapped[int] = mapped_column(Integer)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # prelabel | save
-    segments: Mapped[list] = mapped_column(JSON)  # [{id, category_id, iscrowd, rle}]
+    segments: Mapped[list] = mapped_column(JSON)  # [{id, category_id, iscrowd, area}]
+    runs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # zlib int32 runs
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
 

@@ -33,6 +33,8 @@ class LossConfig(Strict):
     class_weights: list[float] | None = None
     focal_gamma: float = Field(2.0, ge=0)
     dice_weight: float = Field(1.0, ge=0)
+    distance_weight: float = Field(0.0, ge=0, description="> 0 adds a distance head (U-Net) "
+                                   "whose peaks split touching objects at prediction")
 
 
 class OptimConfig(Strict):
@@ -95,6 +97,8 @@ class TrainConfig(Strict):
         lo, hi = self.augment.scale
         if not 0 < lo <= hi:
             raise ValueError("augment.scale must be [min, max] with 0 < min <= max")
+        if self.loss.distance_weight and self.model.name != "unet":
+            raise ValueError("loss.distance_weight needs model unet (a distance output channel)")
         if (self.task == "instance") != (self.model.name == "maskrcnn"):
             raise ValueError(f"task {self.task} needs model "
                              f"{'maskrcnn' if self.task == 'instance' else 'unet, deeplabv3plus or fpn'}"

@@ -49,11 +49,43 @@ def build_transform(aug, crop: int | None) -> v2.Compose:
     return v2.Compose(ts)
 
 
+def instance_distance(ids: np.ndarray) -> np.ndarray:
+    """Per-object distance to the object's border, scaled to 1 at its centre (0 outside
+    objects): the target of a U-Net distance head, whose peaks seed the watershed that splits
+    touching objects (:func:`segflow.models.panoptic.instances_from_semantic`)."""
+    from scipy import ndimage
+
+    out = np.zeros(ids.shape, np.float32)
+    for k, sl in enumerate(ndimage.find_objects(ids), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
+        m = ids[sl] == k
+        d = ndimage.distance_transform_edt(m)
+        out[sl][m] = (d[m] / d.max()).astype(np.float32)
+    return out
+
+
+def thing_ids(item) -> np.ndarray:
+    """An item's objects as an id map (0 = no object), from its panoptic or instance labels."""
+    if item.panoptic is not None:
+        pan = item.panoptic
+        things = {s.id for s in pan.segments if s.isthing and not s.iscrowd}
+        seg = pan.seg_ids
+        return np.where(np.isin(seg, list(things)), seg, 0).astype(np.int64)
+    if item.instances is not None:
+        return item.instances.id_map().astype(np.int64)
+    raise SegflowError(f"{item.name}: a distance head needs object labels (panoptic or instances)")
+
+
 class SegDataset(torch.utils.data.Dataset):
+    """Samples ``(image, mask)``, or ``(image, mask, distance)`` with ``distance=True``."""
+
     def __init__(self, ds: Dataset, indices: list[int], *, transform=None, seed: int = 0,
-                 ignore_index: int = 255):
+                 ignore_index: int = 255, distance: bool = False):
         self.ds, self.indices, self.transform = ds, indices, transform
         self.seed, self.epoch, self.ignore_index = seed, 0, ignore_index
+        self.distance = distance
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -64,11 +96,15 @@ class SegDataset(torch.utils.data.Dataset):
             raise SegflowError(f"{it.name}: no semantic mask; training needs semantic labels")
         img = tv_tensors.Image(to_tensor_image(it.image()))
         mask = tv_tensors.Mask(torch.from_numpy(it.semantic.ids.astype(np.int64)))
+        extra = [tv_tensors.Mask(torch.from_numpy(thing_ids(it)))] if self.distance else []
         if self.transform is not None and len(self.transform.transforms):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(_mix(self.seed, self.epoch, self.indices[k]))
-                img, mask = self.transform(img, mask)
-        return img.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+                img, mask, *extra = self.transform(img, mask, *extra)
+        out = (img.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor))
+        if self.distance:  # after the geometric augmentation, so it matches the crop
+            out += (torch.from_numpy(instance_distance(extra[0].numpy())),)
+        return out
 
 
 def _mix(*ints: int) -> int:
@@ -77,15 +113,19 @@ def _mix(*ints: int) -> int:
 
 
 def pad_collate(batch, ignore_index: int = 255):
-    """Stack samples of different sizes: pad images with 0 and masks with the ignore id."""
+    """Stack samples of different sizes: pad images with 0 and masks with the ignore id.
+    Samples with a distance map give ``(images, (masks, distances))``, distances padded -1."""
     h = max(b[0].shape[1] for b in batch)
     w = max(b[0].shape[2] for b in batch)
     imgs = torch.zeros(len(batch), 3, h, w)
     masks = torch.full((len(batch), h, w), ignore_index, dtype=torch.int64)
-    for i, (im, m) in enumerate(batch):
+    dist = torch.full((len(batch), h, w), -1.0) if len(batch[0]) == 3 else None
+    for i, (im, m, *d) in enumerate(batch):
         imgs[i, :, : im.shape[1], : im.shape[2]] = im
         masks[i, : m.shape[0], : m.shape[1]] = m
-    return imgs, masks
+        if dist is not None:
+            dist[i, : m.shape[0], : m.shape[1]] = d[0]
+    return imgs, (masks if dist is None else (masks, dist))
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

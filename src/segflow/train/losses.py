@@ -32,9 +32,16 @@ def focal_loss(logits, target, ignore_index, weights=None, gamma: float = 2.0):
 
 
 class SegLoss(torch.nn.Module):
+    """``name`` parts summed (``ce``, ``dice``, ``focal``). With ``distance_weight`` > 0 the
+    logits carry one more channel after the ``num_classes`` class logits, trained with an L1
+    loss of its sigmoid against a distance target (``target`` is then ``(mask, distance)``,
+    distance -1 where not scored)."""
+
     def __init__(self, name: str, *, ignore_index: int = 255, class_weights=None,
-                 focal_gamma: float = 2.0, dice_weight: float = 1.0):
+                 focal_gamma: float = 2.0, dice_weight: float = 1.0, distance_weight: float = 0.0,
+                 num_classes: int | None = None):
         super().__init__()
+        self.distance_weight, self.num_classes = distance_weight, num_classes
         self.parts = name.split("+")
         self.ignore_index = ignore_index
         self.register_buffer("w", None if class_weights is None
@@ -42,9 +49,18 @@ class SegLoss(torch.nn.Module):
         self.gamma = focal_gamma
         self.dice_weight = dice_weight
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target) -> torch.Tensor:
         logits = logits.float()
         total = logits.new_zeros(())
+        if isinstance(target, (tuple, list)):
+            target, dist = target
+            pred = logits[:, self.num_classes:self.num_classes + 1].sigmoid()[:, 0]
+            logits = logits[:, :self.num_classes]
+            valid = (dist >= 0) & (target != self.ignore_index)
+            if valid.any():
+                total = total + self.distance_weight * (pred - dist).abs()[valid].mean()
+        elif self.num_classes is not None:
+            logits = logits[:, :self.num_classes]
         for p in self.parts:
             if p == "ce":
                 if (target != self.ignore_index).any():

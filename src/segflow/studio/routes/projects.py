@@ -184,13 +184,14 @@ def require_ack(db: Session, user: User, pid: int) -> None:
 
 
 @router.post("/{pid}/images", status_code=201, summary="Upload images (admin, manager)")
-async def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...),
-                        user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...),
+                  user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    # a plain def: FastAPI runs it in the thread pool, so decoding images never blocks the loop
     p = project_for(db, user, pid, manage=True)
     store = request.app.state.store
     added, skipped = [], 0
     for f in files:
-        data = await f.read()
+        data = f.file.read()
         try:
             t = workflow.add_image(db, store, p, data, f.filename or "image")
         except SegflowError as e:

@@ -4,6 +4,7 @@ detection, submit, review with pinned comments, and the assist tools."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -92,15 +93,16 @@ def _annotation(db: Session, t: Task, version: int | None) -> Annotation | None:
 
 @router.get("/tasks/{tid}/annotation", summary="The labels (latest or ?version=N) as runs")
 def get_annotation(tid: int, version: int | None = None, user: User = Depends(current_user),
-                   db: Session = Depends(get_db)) -> dict:
+                   db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
     a = _annotation(db, t, version)
     if a is None and version not in (None, 0):
         raise HTTPException(404, f"task {tid} has no version {version}")
-    out = masks.to_wire(a.segments if a else [], img.height, img.width)
+    out = masks.to_wire(a.segments if a else [], a.runs if a else None, img.height, img.width)
     out.update(version=a.version if a else 0, kind=a.kind if a else None)
-    return out
+    # json.dumps directly: FastAPI's encoder walks every run, ~10x slower on 1 MP maps
+    return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
 
 @router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
@@ -124,7 +126,7 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
         segs = masks.check_segments([s.model_dump() for s in body.segments], ids, schema)
     except masks.MaskError as e:
         raise HTTPException(422, str(e)) from None
-    stored = masks.to_db(ids, segs)
+    stored = masks.pack(ids, segs)
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
@@ -138,11 +140,11 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
                                  f"version {body.base_version}); reload it to see the other "
                                  "changes — nothing was overwritten")
     db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id, kind="save",
-                      segments=stored))
+                      segments=stored.segments, runs=stored.runs))
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
                  seconds=body.seconds))
     db.commit()
-    return {"version": body.base_version + 1, "segments": len(stored)}
+    return {"version": body.base_version + 1, "segments": len(stored.segments)}
 
 
 @router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")
@@ -218,7 +220,7 @@ def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(cu
         if ann is None and v != 0:
             raise HTTPException(404, f"task {tid} has no version {v}")
         segs = ann.segments if ann else []
-        ids = masks.label_map(segs, img.height, img.width)
+        ids = masks.label_map(ann.runs if ann else None, img.height, img.width)
         cat = np.zeros(ids.shape, np.int32)
         for s in segs:
             cat[ids == s["id"]] = s["category_id"]

@@ -41,7 +41,8 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
         for task, img in rows:
             ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
                                                      Annotation.version == task.version))
-            pan = masks.to_panoptic(ann.segments if ann else [], img.height, img.width, schema)
+            pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
+                                    img.height, img.width, schema)
             stem = Path(img.filename).stem
             yield f"{img.id:06d}_{stem}", store.read(img.sha256, img.ext), pan, None
 

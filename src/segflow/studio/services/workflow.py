@@ -21,7 +21,7 @@ def project_schema(p: Project) -> LabelSchema:
 
 
 def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str,
-              prelabel: list[dict] | None = None) -> Task | None:
+              prelabel: masks.Labels | None = None) -> Task | None:
     """Store one image and create its task (with version 1 = pre-labels when given).
     Returns None when the project already holds the same image."""
     sha, ext, pixels = store.add_bytes(data, name)
@@ -37,15 +37,15 @@ def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str
     db.flush()
     if prelabel is None and p.prelabel.get("mode", "none") != "none":
         prelabel = prelabel_segments(p, pixels)
-    if prelabel:
+    if prelabel is not None and prelabel.segments:
         add_prelabel(db, task, prelabel)
     return task
 
 
-def add_prelabel(db: Session, task: Task, segments: list[dict]) -> None:
+def add_prelabel(db: Session, task: Task, labels: masks.Labels) -> None:
     task.version += 1
     db.add(Annotation(task_id=task.id, version=task.version, author_id=None, kind="prelabel",
-                      segments=segments))
+                      segments=labels.segments, runs=labels.runs))
 
 
 def import_folder(db: Session, store: ImageStore, p: Project, path: str,
@@ -115,7 +115,7 @@ def resolve_prelabel(p: Project, sample: np.ndarray | None) -> dict:
     return cfg
 
 
-def prelabel_segments(p: Project, image: np.ndarray) -> list[dict]:
+def prelabel_segments(p: Project, image: np.ndarray) -> masks.Labels | None:
     cfg = p.prelabel or {}
     mode = cfg.get("mode", "none")
     h, w = image.shape[:2]
@@ -132,7 +132,7 @@ def prelabel_segments(p: Project, image: np.ndarray) -> list[dict]:
 
             ids = label(state.mask > 0).astype(np.int32)
         else:
-            return []
+            return None
         cid = int(cfg["class_id"])
         if cid in schema.thing_ids:
             segs = [{"id": int(i), "category_id": cid, "iscrowd": 0}
@@ -140,23 +140,21 @@ def prelabel_segments(p: Project, image: np.ndarray) -> list[dict]:
         else:  # stuff: one segment for all foreground
             ids = (ids > 0).astype(np.int32)
             segs = [{"id": 1, "category_id": cid, "iscrowd": 0}] if ids.any() else []
-        return masks.to_db(ids, segs)
+        return masks.pack(ids, segs)
     if mode == "checkpoint":
         from segflow.predict.predictor import Predictor
 
         pred = Predictor(cfg["checkpoint"], device="cpu")
+        inst, sem = pred.instances(image)  # semantic models: things split by watershed
         if pred.instance:
-            inst, _ = pred.instances(image)
             pan = _panoptic_of_instances(inst, schema, h, w)
         else:
             from segflow.annotations import SemanticMask, panoptic_from
-            from segflow.models.panoptic import instances_from_semantic
 
-            sem = pred.predict(image).astype(np.int32)
-            inst = instances_from_semantic(sem, schema)
-            pan = panoptic_from(SemanticMask(sem, schema.ignore_index), inst, schema)
+            pan = panoptic_from(SemanticMask(sem.astype(np.int32), schema.ignore_index), inst,
+                                schema)
         return masks.from_panoptic(pan)
-    return []
+    return None
 
 
 def _panoptic_of_instances(inst: Instances, schema: LabelSchema, h: int, w: int) -> Panoptic:
@@ -173,9 +171,9 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project) -> int:
     tasks = db.scalars(select(Task).where(Task.project_id == p.id, Task.version == 0)).all()
     for t in tasks:
         img = db.get(Image, t.image_id)
-        segs = prelabel_segments(p, store.read(img.sha256, img.ext))
-        if segs:
-            add_prelabel(db, t, segs)
+        labels = prelabel_segments(p, store.read(img.sha256, img.ext))
+        if labels is not None and labels.segments:
+            add_prelabel(db, t, labels)
             n += 1
     db.commit()
     return n

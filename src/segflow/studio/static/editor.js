@@ -439,7 +439,12 @@
     const g = document.getElementById("guideline");
     if (g && !REVIEW) {
       const gs = await api("GET", `/api/projects/${S.task.project_id}/guidelines`);
-      if (gs.length) g.innerHTML = gs[0].html; // markdown-it output with raw HTML disabled
+      if (gs.length) {
+        g.innerHTML = gs[0].html; // markdown-it output with raw HTML disabled
+        g.append(...gs[0].examples.map((e) => el("figure", { class: e.kind },
+          el("img", { src: `/api/images/${e.image_id}`, alt: e.caption }),
+          el("figcaption", {}, `${e.kind}: ${e.caption}`))));
+      }
     }
     requestDraw();
   }

@@ -144,7 +144,10 @@ if (projEl) {
     tb.replaceChildren();
     const queue = role === "reviewer" ? await api("GET", `/api/projects/${pid}/review-queue`) : null;
     const mayReview = new Set((queue || []).map((t) => t.id));
-    for (const t of await api("GET", `/api/projects/${pid}/tasks`)) {
+    const tasks = await api("GET", `/api/projects/${pid}/tasks`);
+    const gx = document.getElementById("gx-image");
+    if (gx) gx.replaceChildren(...tasks.map((t) => el("option", { value: t.image.id }, `${t.image.id}: ${t.image.filename}`)));
+    for (const t of tasks) {
       const links = [];
       if (role === "annotator" && (t.state === "assigned" || t.state === "rejected"))
         links.push(el("a", { href: `/tasks/${t.id}/edit`, class: "edit-link" }, "annotate"));
@@ -175,9 +178,21 @@ if (projEl) {
   }
 
   const on = (id, ev, fn) => { const e = document.getElementById(id); if (e) e.addEventListener(ev, guard(fn)); };
+  const examples = [];
+  on("gx-add", "click", () => {
+    const sel = document.getElementById("gx-image");
+    if (!sel.value) return;
+    examples.push({ image_id: Number(sel.value), kind: document.getElementById("gx-kind").value,
+      caption: document.getElementById("gx-caption").value });
+    document.getElementById("gx-list").replaceChildren(...examples.map((e) =>
+      el("li", {}, `${e.kind}: image ${e.image_id} — ${e.caption}`)));
+    document.getElementById("gx-caption").value = "";
+  });
   on("g-form", "submit", async (ev) => {
     ev.preventDefault();
-    await api("POST", `/api/projects/${pid}/guidelines`, { markdown: document.getElementById("g-text").value });
+    await api("POST", `/api/projects/${pid}/guidelines`, { markdown: document.getElementById("g-text").value,
+      examples: examples.splice(0) });
+    document.getElementById("gx-list").replaceChildren();
     document.getElementById("g-text").value = "";
     flash("guidelines published", "ok");
     loadGuidelines(); loadProject();
