@@ -301,3 +301,36 @@ def test_distance_head_trains_and_splits_objects(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="distance_weight needs model unet"):
         parse_config({"data": {"train": "x"}, "model": {"name": "fpn"},
                       "loss": {"distance_weight": 1.0}})
+
+
+def test_panoptic_prediction_fuses_two_checkpoints(tiny_data, tmp_path):
+    from segflow.formats import open_dataset
+    from segflow.predict.predictor import Predictor
+
+    Trainer(_cfg(tiny_data, tmp_path / "sem", epochs=1), progress=False).fit()
+    cfg = parse_config({
+        "name": "m", "task": "instance", "out": str(tmp_path / "mr"),
+        "data": {"train": str(tiny_data), "val_fraction": 0.2},
+        "model": {"name": "maskrcnn", "args": {"min_size": 64, "max_size": 64,
+                                               "anchor_sizes": [8, 16, 32, 64, 128],
+                                               "fpn_channels": 64}},
+        "train": {"epochs": 1, "batch_size": 2}})
+    Trainer(cfg, progress=False).fit()
+    sem = Predictor(tmp_path / "sem" / "last.pt", device="cpu")
+    things = Predictor(tmp_path / "mr" / "last.pt", device="cpu")
+    written, failures = sem.run_panoptic([tiny_data / "images"], tmp_path / "pan", things,
+                                         progress=False, score_threshold=0.0, min_stuff_area=1)
+    assert not failures
+    out = open_dataset(tmp_path / "pan")
+    src = open_dataset(tiny_data)
+    assert len(out) == len(src)
+    for it in out:
+        pan = it.panoptic
+        assert pan.seg_ids.shape == (64, 64)
+        things_ids = {s.id for s in pan.segments if s.isthing}
+        assert all(s.category_id in src.schema.ids for s in pan.segments)
+        # stuff never overlaps things: each pixel has one segment, every segment has pixels
+        assert set(np.unique(pan.seg_ids)) - {0} == {s.id for s in pan.segments}
+        assert things_ids <= set(np.unique(pan.seg_ids))
+    with pytest.raises(SegflowError, match="semantic checkpoint and a Mask R-CNN"):
+        things.panoptic(np.zeros((64, 64, 3), np.uint8), sem)

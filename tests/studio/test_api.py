@@ -399,3 +399,59 @@ def test_migrations_match_the_tables(studio):
     with studio.app.state.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+
+
+def test_prelabels_from_a_trained_checkpoint(studio, tmp_path):
+    from segflow.formats import open_dataset
+    from segflow.predict.predictor import Predictor
+    from segflow.synth.export import export_synthetic
+    from segflow.synth.street import SCHEMA
+    from segflow.train import parse_config
+    from segflow.train.trainer import Trainer
+
+    st = studio
+    data = export_synthetic("street", tmp_path / "street", n=6, seed=4, size=64, progress=False)
+    Trainer(parse_config({
+        "name": "t", "out": str(tmp_path / "run"), "data": {"train": str(data), "val_fraction": 0.2},
+        "model": {"name": "unet", "args": {"depth": 2, "base_width": 8}},
+        "train": {"epochs": 2, "batch_size": 4}}), progress=False).fit()
+    ck = tmp_path / "run" / "last.pt"
+    pid = st.ok("admin", "POST", "/api/projects", json={
+        "name": "street", "task_type": "panoptic", "schema": SCHEMA.to_list()})["id"]
+    ds = open_dataset(data)
+    files = [("files", (f"{k}.png", png_bytes(ds[k].image()), "image/png")) for k in range(2)]
+    up = st.ok("admin", "POST", f"/api/projects/{pid}/images", files=files)
+    st.ok("admin", "POST", f"/api/projects/{pid}/members", json={"user_ids": [st.ids["manager"]]})
+    body = {"mode": "checkpoint", "checkpoint": str(ck)}
+    r = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel", json=body)
+    assert r.status_code == 403  # a server path: admins only
+    r = st.ok("admin", "PUT", f"/api/projects/{pid}/prelabel", json=body)
+    assert r["prelabelled"] == 2
+    pred = Predictor(ck, device="cpu")
+    from segflow.studio.services.masks import decode_runs
+
+    for k, tid in enumerate(up["task_ids"]):
+        a = st.ok("admin", "GET", f"/api/tasks/{tid}/annotation")
+        ids = decode_runs(a["runs"], 64, 64)
+        cat = np.zeros_like(ids)
+        for s in a["segments"]:
+            cat[ids == s["id"]] = s["category_id"]
+        sem = pred.predict(ds[k].image())
+        stuff = np.isin(sem, SCHEMA.stuff_ids)
+        assert (cat[stuff] == sem[stuff]).all()  # stuff: the model's prediction exactly
+        thing = np.isin(sem, SCHEMA.thing_ids)
+        assert ((cat[thing] == sem[thing]) | (cat[thing] == 0)).all()  # things: split, tiny ones void
+    bad = st.call("admin", "PUT", f"/api/projects/{pid}/prelabel",
+                  json={"mode": "checkpoint", "checkpoint": str(tmp_path / "nope.pt")})
+    assert bad.status_code == 400 and "nope.pt" in bad.json()["detail"]
+
+
+def test_openapi_documents_the_api(studio):
+    spec = studio.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for p in ("/api/auth/login", "/api/auth/token", "/api/projects", "/api/projects/{pid}/images",
+              "/api/projects/{pid}/import", "/api/projects/{pid}/prelabel", "/api/projects/{pid}/assign",
+              "/api/tasks/{tid}/annotation", "/api/tasks/{tid}/review", "/api/tasks/{tid}/assist",
+              "/api/projects/{pid}/export", "/api/projects/{pid}/dashboard"):
+        assert p in paths, p
+    assert "AnnotationIn" in spec["components"]["schemas"]

@@ -145,6 +145,8 @@ if (projEl) {
     const queue = role === "reviewer" ? await api("GET", `/api/projects/${pid}/review-queue`) : null;
     const mayReview = new Set((queue || []).map((t) => t.id));
     const tasks = await api("GET", `/api/projects/${pid}/tasks`);
+    const annotators = manage ? (await api("GET", "/api/users")).filter((u) =>
+      u.role === "annotator" && project.members.includes(u.id)) : [];
     const gx = document.getElementById("gx-image");
     if (gx) gx.replaceChildren(...tasks.map((t) => el("option", { value: t.image.id }, `${t.image.id}: ${t.image.filename}`)));
     for (const t of tasks) {
@@ -153,6 +155,14 @@ if (projEl) {
         links.push(el("a", { href: `/tasks/${t.id}/edit`, class: "edit-link" }, "annotate"));
       if (mayReview.has(t.id)) links.push(el("a", { href: `/tasks/${t.id}/review`, class: "review-link" }, "review"));
       if (manage) links.push(el("a", { href: `/tasks/${t.id}/review` }, "view"));
+      if (manage && annotators.length && !["submitted", "accepted"].includes(t.state)) {
+        const sel = el("select", { class: "assign-to" }, ...annotators.map((u) =>
+          el("option", { value: u.id, selected: u.id === t.assignee_id }, u.username)));
+        links.push(" ", sel, el("button", { type: "button", class: "assign-one", on: { click: guard(async () => {
+          await api("POST", `/api/projects/${pid}/assign`, { mode: "manual", user_ids: [Number(sel.value)], task_ids: [t.id] });
+          flash(`task ${t.id} assigned`, "ok"); loadTasks();
+        }) } }, "assign"));
+      }
       tb.append(el("tr", { dataset: { task: t.id, state: t.state } }, el("td", {}, String(t.id)),
         el("td", {}, t.image.filename), el("td", { class: "state" }, t.state),
         el("td", {}, t.assignee || "—"), el("td", {}, String(t.version)), el("td", {}, ...links)));
