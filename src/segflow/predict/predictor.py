@@ -24,6 +24,10 @@ class Predictor:
         self.num_classes = self.ck["model"]["args"]["num_classes"]
         self.instance = self.ck.get("task") == "instance"
         self.cat_of = {int(k): v for k, v in (self.ck.get("label_to_class") or {}).items()}
+        self._unused = torch.ones(self.num_classes, dtype=torch.bool)
+        self._unused[[i for i in self.schema.ids if i < self.num_classes]] = False
+        if self.instance or self._unused.all():
+            self._unused[:] = False
 
     @torch.no_grad()
     def _mrcnn_instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
@@ -49,11 +53,19 @@ class Predictor:
     @torch.no_grad()
     def _probs(self, x: torch.Tensor, tta: bool) -> torch.Tensor:
         x = x.to(self.device)
-        p = self.model(x).float()[:, :self.num_classes].softmax(1)
+        p = self._softmax(self.model(x))
         if tta:
-            p = p + self.model(x.flip(-1)).float()[:, :self.num_classes].softmax(1).flip(-1)
-            p = p / 2
+            p = (p + self._softmax(self.model(x.flip(-1))).flip(-1)) / 2
         return p
+
+    def _softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities over the schema's ids only: an id that is no class (class ids
+        starting at 1 leave 0 unused) is never predicted, however briefly a model trained."""
+        logits = logits.float()[:, :self.num_classes]
+        if self._unused.any():
+            logits = logits.masked_fill(self._unused.to(logits.device)[None, :, None, None],
+                                        float("-inf"))
+        return logits.softmax(1)
 
     @torch.no_grad()
     def probabilities(self, image: np.ndarray, *, tile: int | None = None, overlap: int = 64,
