@@ -3,6 +3,7 @@ masks concurrently, against a real server process (uvicorn), on SQLite and on Po
 
     .venv/bin/python benchmarks/studio.py                       # SQLite, then PostgreSQL if reachable
     .venv/bin/python benchmarks/studio.py --db sqlite --seconds 30 --annotators 50
+    .venv/bin/python benchmarks/studio.py --browser    # the editor on a 4000x3000 image, Chromium
 
 Each annotator loops for --seconds: fetch the next task (GET next-task, then its labels, as the
 editor does), think for a random --think interval (people take seconds per edit), then save a
@@ -222,6 +223,101 @@ def bench(db: str, args) -> dict | None:
     return r
 
 
+def browser_bench() -> None:
+    """The editor in Debian's headless Chromium on a 4000x3000 image: time to open, per
+    brush move (paint + overlay update + redraw), a 12-megapixel bucket fill, undo, and save."""
+    import threading
+
+    import httpx
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from segflow.studio import security
+    from segflow.studio.app import create_app
+    from segflow.studio.tables import User
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(None, Path(tmp) / "data")
+        with app.state.sessions() as s:
+            s.add(User(username="boss", password_hash=security.hash_password("boss-pass-1"), role="admin"))
+            s.add(User(username="ann", password_hash=security.hash_password("ann-pass-1"), role="annotator"))
+            s.commit()
+        port = free_port()
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        threading.Thread(target=srv.run, daemon=True).start()
+        while not srv.started:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        c = httpx.Client(base_url=base, timeout=120)
+        h = {"Authorization": "Bearer " + c.post("/api/auth/token", json={
+            "username": "boss", "password": "boss-pass-1"}).json()["token"]}
+        pid = c.post("/api/projects", headers=h, json={"name": "big", "task_type": "panoptic", "schema": [
+            {"id": 1, "name": "ground", "hotkey": "g"}, {"id": 2, "name": "thing", "isthing": True,
+                                                         "hotkey": "t"}]}).json()["id"]
+        c.post(f"/api/projects/{pid}/members", headers=h, json={"user_ids": [2]})
+        yy, xx = np.mgrid[:3000, :4000]
+        img = np.stack([(xx // 16) % 256, (yy // 12) % 256, np.full_like(xx, 90)], -1).astype(np.uint8)
+        c.post(f"/api/projects/{pid}/images", headers=h,
+               files=[("files", ("big.png", png(img), "image/png"))])
+        c.post(f"/api/projects/{pid}/assign", headers=h, json={"mode": "balanced"})
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+            page = b.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.goto(f"{base}/login")
+            page.fill("#username", "ann")
+            page.fill("#password", "ann-pass-1")
+            page.click("#login")
+            page.wait_for_url(f"{base}/")
+            t0 = time.perf_counter()
+            page.goto(f"{base}/tasks/1/edit")
+            while not page.evaluate("() => !!(window.studio && window.studio.ready)"):
+                time.sleep(0.01)
+            t_open = time.perf_counter() - t0
+
+            def xy(x, y):
+                return page.evaluate("""([x, y]) => { const r = document.getElementById('canvas')
+                    .getBoundingClientRect(), S = window.studio;
+                    return [r.left + S.ox + x * S.scale, r.top + S.oy + y * S.scale]; }""", [x, y])
+
+            page.keyboard.press("g")
+            page.click("[data-tool=fill]")
+            t0 = time.perf_counter()
+            page.mouse.click(*xy(100, 100))
+            page.evaluate("() => new Promise(requestAnimationFrame)")
+            t_fill = time.perf_counter() - t0
+            page.keyboard.press("t")
+            page.click("[data-tool=brush]")
+            page.evaluate("window.studio.size = 60")
+            page.mouse.move(*xy(500, 1500))
+            page.mouse.down()
+            pts = [xy(500 + 25 * k, 1500 + 300 * np.sin(k / 10)) for k in range(120)]
+            t0 = time.perf_counter()
+            for p in pts:
+                page.mouse.move(*p)
+            page.evaluate("() => new Promise(requestAnimationFrame)")
+            t_move = (time.perf_counter() - t0) / len(pts)
+            t0 = time.perf_counter()
+            page.mouse.up()
+            t_up = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            page.keyboard.press("Control+z")
+            t_undo = time.perf_counter() - t0
+            page.keyboard.press("Control+y")
+            t0 = time.perf_counter()
+            page.click("#save")
+            while "saved version 1" not in page.inner_text("#flash"):
+                time.sleep(0.005)
+            t_save = time.perf_counter() - t0
+            b.close()
+        srv.should_exit = True
+    print(f"editor, 4000x3000 image in headless Chromium: open {t_open * 1000:.0f} ms; brush move "
+          f"(60 px) {t_move * 1000:.1f} ms each; stroke end (undo record + lists) {t_up * 1000:.0f} ms; "
+          f"bucket fill of 12 MP {t_fill * 1000:.0f} ms; undo {t_undo * 1000:.0f} ms; save "
+          f"(encode + PUT + store) {t_save * 1000:.0f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
@@ -229,7 +325,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=45)
     ap.add_argument("--think-min", type=float, default=2.0, help="seconds between fetch and save")
     ap.add_argument("--think-max", type=float, default=6.0)
+    ap.add_argument("--browser", action="store_true", help="time the editor on a 4000x3000 image")
     args = ap.parse_args()
+    if args.browser:
+        browser_bench()
+        return 0
     for db in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         bench(db, args)
     return 0

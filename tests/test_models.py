@@ -19,6 +19,7 @@ torch.set_num_threads(2)
 @pytest.mark.parametrize("name,args", [
     ("unet", {"depth": 3, "base_width": 4}),
     ("unet", {"depth": 4, "base_width": 4, "block": "residual"}),
+    ("unet", {"depth": 4, "base_width": 4, "block": "residual", "full_res_convs": 1}),
     ("unet", {"depth": 2, "base_width": 4, "norm": "group", "upsampling": "transpose",
               "dropout": 0.1}),
     ("deeplabv3plus", {"backbone": "resnet18", "width": 16}),
@@ -34,6 +35,16 @@ def test_forward_backward_on_odd_sizes(name, args):
         y.mean().backward()
         assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
         m.zero_grad()
+
+
+def test_mask_rcnn_options_for_small_images():
+    m = create_model("maskrcnn", num_classes=3, anchor_sizes=[8, 16, 32, 64, 128],
+                     aspect_ratios=[0.25, 1.0, 4.0], fpn_channels=64, min_size=64, max_size=64)
+    assert m.backbone.out_channels == 64
+    assert m.rpn.anchor_generator.sizes == ((8,), (16,), (32,), (64,), (128,))
+    assert m.rpn.head.cls_logits.out_channels == 3  # three aspect ratios per location
+    with pytest.raises(SegflowError, match="anchor_sizes needs 5 sizes"):
+        create_model("maskrcnn", num_classes=3, anchor_sizes=[8, 16])
 
 
 def test_mask_rcnn_trains_on_an_empty_image_without_nans():

@@ -155,7 +155,7 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
             "name": f"demo-{domain}-unet", "seed": 0, "out": str(root / "run"),
             "data": {"train": str(tr), "val": str(va)},
             "model": {"name": "unet", "args": {"depth": 3, "base_width": 16,
-                                               "block": "residual"}},
+                                               "block": "residual", "full_res_convs": 1}},
             "loss": {"name": "ce+dice"}, "optim": {"lr": 3e-3},
             "schedule": {"name": "poly", "warmup_steps": min(20, steps // 5)},
             "augment": {"hflip": True, "scale": [0.8, 1.25], "color_jitter": 0.2},

@@ -30,6 +30,15 @@ class DoubleConv(nn.Sequential):
         super().__init__(*layers)
 
 
+class SingleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
+        layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+                                   norm_layer(norm, cout), nn.ReLU(inplace=True)]
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        super().__init__(*layers)
+
+
 class ResBlock(nn.Module):
     """Two 3x3 convolutions with an identity (or 1x1) shortcut: easier to train from scratch."""
 
@@ -71,14 +80,15 @@ class UNet(nn.Module):
     Input ``(B, in_channels, H, W)`` float; output ``(B, num_classes, H, W)`` logits. H and W
     must be multiples of ``2**depth`` — :class:`segflow.models.PadToStride` handles any size.
     ``extra_outputs`` adds channels after the class logits (e.g. 1 for a distance map used to
-    split touching objects). ``block="residual"`` uses residual double convolutions.
+    split touching objects). ``block="residual"`` uses residual double convolutions;
+    ``full_res_convs=1`` one convolution in the full-resolution input and output blocks.
     """
 
     def __init__(self, *, in_channels: int = 3, num_classes: int, depth: int = 4,
                  base_width: int = 32, norm: Literal["batch", "group"] = "batch",
                  upsampling: Literal["bilinear", "transpose"] = "bilinear",
                  dropout: float = 0.0, extra_outputs: int = 0,
-                 block: Literal["plain", "residual"] = "plain"):
+                 block: Literal["plain", "residual"] = "plain", full_res_convs: int = 2):
         super().__init__()
         if not 1 <= depth <= 6:
             raise ValueError(f"depth must be 1..6, got {depth}")
@@ -87,15 +97,21 @@ class UNet(nn.Module):
         blk = DoubleConv if block == "plain" else ResBlock
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.stride = 2**depth
+        if full_res_convs not in (1, 2):
+            raise ValueError(f"full_res_convs must be 1 or 2, got {full_res_convs}")
         # The full-resolution input block stays plain: a shortcut there costs the most and
-        # gains the least (3 input channels).
-        self.inc = DoubleConv(in_channels, widths[0], norm)
+        # gains the least (3 input channels). full_res_convs=1 makes the full-resolution
+        # input and output blocks one convolution each: those two blocks cost about as much
+        # as the rest of a depth-4 network on the CPU.
+        self.inc = (DoubleConv(in_channels, widths[0], norm) if full_res_convs == 2
+                    else SingleConv(in_channels, widths[0], norm))
         self.downs = nn.ModuleList(
             blk(widths[i], widths[i + 1], norm, dropout if i == depth - 1 else 0.0)
             for i in range(depth))
         self.ups = nn.ModuleList(
             Up(widths[i + 1], widths[i], widths[i], upsampling, norm, 0.0,
-               blk if i >= 2 else DoubleConv)  # full- and half-resolution decoder: plain
+               blk if i >= 2 else  # full- and half-resolution decoder: plain
+               SingleConv if (i == 0 and full_res_convs == 1) else DoubleConv)
             for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], num_classes + extra_outputs, 1)
         self.num_classes = num_classes

@@ -114,14 +114,21 @@
   // ---- edits with undo ---------------------------------------------------------------------
   let op = null; // the edit in progress: changed indices, old and new values, bounding box
   function begin() {
-    op = { idx: [], old: [], nw: [], x0: Infinity, y0: Infinity, x1: -1, y1: -1,
-      segsBefore: JSON.stringify(S.segments) };
+    op = { idx: new Uint32Array(1024), old: new Uint32Array(1024), n: 0,
+      x0: Infinity, y0: Infinity, x1: -1, y1: -1, segsBefore: JSON.stringify(S.segments) };
     if (!hole || hole.length !== S.labels.length) hole = new Uint8Array(S.labels.length);
   }
   function set(i, v) {
     const L = S.labels;
     if (L[i] === v) return;
-    if (!hole[i]) { hole[i] = 1; op.idx.push(i); op.old.push(L[i]); }
+    if (!hole[i]) {
+      hole[i] = 1;
+      if (op.n === op.idx.length) { // typed arrays, doubled when full: a 12 MP fill stays fast
+        const a = new Uint32Array(op.n * 2), b = new Uint32Array(op.n * 2);
+        a.set(op.idx); b.set(op.old); op.idx = a; op.old = b;
+      }
+      op.idx[op.n] = i; op.old[op.n] = L[i]; op.n++;
+    }
     L[i] = v;
   }
   function grow(x0, y0, x1, y1) {
@@ -130,10 +137,11 @@
   }
   function commit() {
     if (!op) return;
-    for (const i of op.idx) hole[i] = 0;
-    op.nw = op.idx.map((i) => S.labels[i]);
+    op.idx = op.idx.subarray(0, op.n); op.old = op.old.subarray(0, op.n);
+    op.nw = new Uint32Array(op.n);
+    for (let k = 0; k < op.n; k++) { const i = op.idx[k]; hole[i] = 0; op.nw[k] = S.labels[i]; }
     op.segsAfter = JSON.stringify(S.segments);
-    if (op.idx.length || op.segsAfter !== op.segsBefore) {
+    if (op.n || op.segsAfter !== op.segsBefore) {
       undoStack.push(op); redoStack = []; S.dirty = true;
       if (undoStack.length > 200) undoStack.shift();
     }
@@ -141,8 +149,8 @@
     op = null; refreshLists(); requestDraw();
   }
   function replay(rec, forward) {
-    const vals = forward ? rec.nw : rec.old;
-    rec.idx.forEach((i, k) => { S.labels[i] = vals[k]; });
+    const vals = forward ? rec.nw : rec.old, idx = rec.idx, L = S.labels;
+    for (let k = 0; k < idx.length; k++) L[idx[k]] = vals[k];
     S.segments = JSON.parse(forward ? rec.segsAfter : rec.segsBefore);
     S.dirty = true;
     redrawOverlay(rec.x0, rec.y0, rec.x1 + 1, rec.y1 + 1);
@@ -210,6 +218,13 @@
     if (from === v) return;
     const stack = [start];
     let bx0 = x, by0 = y, bx1 = x, by1 = y;
+    // scanline fill: one seed per run of matching pixels in the rows above and below
+    const seeds = (a, b) => {
+      let inRun = false;
+      for (let j = a; j <= b; j++) {
+        if (L[j] === from) { if (!inRun) { stack.push(j); inRun = true; } } else inRun = false;
+      }
+    };
     while (stack.length) {
       const i = stack.pop();
       if (L[i] !== from) continue;
@@ -217,11 +232,9 @@
       const row = Math.floor(i / W) * W;
       while (l > row && L[l - 1] === from) l--;
       while (r < row + W - 1 && L[r + 1] === from) r++;
-      for (let j = l; j <= r; j++) {
-        set(j, v);
-        if (j - W >= 0 && L[j - W] === from) stack.push(j - W);
-        if (j + W < W * H && L[j + W] === from) stack.push(j + W);
-      }
+      for (let j = l; j <= r; j++) set(j, v);
+      if (row > 0) seeds(l - W, r - W);
+      if (row + W < W * H) seeds(l + W, r + W);
       const yy = row / W;
       bx0 = Math.min(bx0, l - row); bx1 = Math.max(bx1, r - row);
       by0 = Math.min(by0, yy); by1 = Math.max(by1, yy);
@@ -249,12 +262,11 @@
   S.encodeRuns = () => encodeRuns(S.labels);
 
   async function assist(tool, extra) {
-    const seg = targetSegment();
     status.textContent = `${tool}…`;
-    const body = { tool, ...extra };
-    const r = await api("POST", `/api/tasks/${tid}/assist`, body);
+    const r = await api("POST", `/api/tasks/${tid}/assist`, { tool, ...extra });
     const m = decodeRuns(r.runs, S.W * S.H);
     begin();
+    const seg = targetSegment();
     let x0 = S.W, y0 = S.H, x1 = 0, y1 = 0;
     for (let i = 0; i < m.length; i++) if (m[i]) {
       set(i, seg);
@@ -279,8 +291,9 @@
     if (!inside) return;
     const [x, y] = [Math.floor(p[0]), Math.floor(p[1])];
     if (S.tool === "brush" || S.tool === "eraser") {
+      begin(); // before targetSegment(): a segment it creates is part of this undo step
       const v = S.tool === "eraser" ? 0 : targetSegment();
-      begin(); stamp(p[0], p[1], v); redrawOverlay(p[0] - S.size, p[1] - S.size, p[0] + S.size, p[1] + S.size);
+      stamp(p[0], p[1], v); redrawOverlay(p[0] - S.size, p[1] - S.size, p[0] + S.size, p[1] + S.size);
       drag = { paint: v, last: p }; requestDraw();
     } else if (S.tool === "polygon") {
       poly.push(p); requestDraw();
