@@ -108,6 +108,17 @@ def wait_js(page, fn: str, arg=None, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
+def brush_stroke(page, size: int, points) -> None:
+    """Pick the brush and drag it through image-coordinate ``points``."""
+    page.click("[data-tool=brush]")
+    page.evaluate(f"window.studio.size = {size}")
+    page.mouse.move(*to_screen(page, *points[0]))
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(*to_screen(page, x, y))
+    page.mouse.up()
+
+
 def flash_ok(page, text: str) -> None:
     wait_js(page, "t => document.getElementById('flash').textContent.includes(t)", text)
 
@@ -170,13 +181,7 @@ def test_annotate_review_export_in_chromium(server, browser, tmp_path):
     wait_js(ann, "() => document.querySelectorAll('#guideline figure.good img').length === 1")
     assert "edge to edge" in ann.inner_text("#guideline")
     ann.click("#labels li[data-category='2']")
-    ann.click("[data-tool=brush]")
-    ann.evaluate("window.studio.size = 10")
-    ann.mouse.move(*to_screen(ann, 40, 150))
-    ann.mouse.down()
-    for x in range(45, 121, 5):
-        ann.mouse.move(*to_screen(ann, x, 150))
-    ann.mouse.up()
+    brush_stroke(ann, 10, [(x, 150) for x in range(40, 121, 5)])
     ann.click("#new-instance")  # the polygon is a second object
     ann.click("[data-tool=polygon]")
     for x, y in ((150, 160), (210, 160), (210, 220), (150, 220)):
@@ -221,13 +226,8 @@ def test_annotate_review_export_in_chromium(server, browser, tmp_path):
     assert ann.evaluate("window.studio.task.id") == tid
     assert "up to x=140" in ann.inner_text("#comments")
     assert ann.evaluate("window.studio.pins.length") == 1
-    ann.click("[data-tool=brush]")
     ann.click("#instances li[data-segment='1'] span")  # continue object 1
-    ann.mouse.move(*to_screen(ann, 120, 150))
-    ann.mouse.down()
-    for x in range(125, 141, 5):
-        ann.mouse.move(*to_screen(ann, x, 150))
-    ann.mouse.up()
+    brush_stroke(ann, 12, [(x, 150) for x in range(120, 141, 5)])
     ann.keyboard.press("Control+s")
     flash_ok(ann, "saved version 2")
     final = np.array(ann.evaluate("Array.from(window.studio.labels)"), np.int64).reshape(240, 320)
@@ -308,13 +308,7 @@ def test_large_panoptic_image_paints_and_saves(server, browser):
     page.mouse.click(*to_screen(page, 100, 100))  # bucket: all 12 MP become ground
     assert "(0 px)" in page.inner_text("#show-unlabelled")
     page.keyboard.press("t")
-    page.click("[data-tool=brush]")
-    page.evaluate("window.studio.size = 80")
-    page.mouse.move(*to_screen(page, 1000, 1500))
-    page.mouse.down()
-    for x in range(1000, 3001, 100):
-        page.mouse.move(*to_screen(page, x, 1500))
-    page.mouse.up()
+    brush_stroke(page, 80, [(x, 1500) for x in range(1000, 3001, 100)])
     page.keyboard.press("Control+z")
     page.keyboard.press("Control+y")
     page.keyboard.press("Control+s")
