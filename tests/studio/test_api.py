@@ -455,3 +455,5 @@ def test_openapi_documents_the_api(studio):
               "/api/projects/{pid}/export", "/api/projects/{pid}/dashboard"):
         assert p in paths, p
     assert "AnnotationIn" in spec["components"]["schemas"]
+    assert "Content-Security-Policy" in studio.client.get("/login").headers
+    assert studio.client.get("/docs").status_code == 200

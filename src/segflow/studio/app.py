@@ -52,7 +52,9 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") 
         resp = await call_next(request)
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
-        if resp.headers.get("content-type", "").startswith("text/html"):
+        # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN: no CSP there
+        if resp.headers.get("content-type", "").startswith("text/html") and \
+                not request.url.path.startswith(("/docs", "/redoc")):
             resp.headers.setdefault("Content-Security-Policy",
                                     "default-src 'self'; img-src 'self' blob: data:; "
                                     "style-src 'self' 'unsafe-inline'; script-src 'self'")
