@@ -5,6 +5,23 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+#: generated data sets and training runs of the benchmarks (git-ignored)
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def synth_split(domain: str, n_train: int, n_val: int, size: int) -> tuple[Path, Path]:
+    """A synthetic training set (seed 1) and a held-out set (seed 2, never used for
+    training), generated once into the cache; returns their folders."""
+    from segflow.synth.export import export_synthetic
+
+    tr, va = CACHE / f"{domain}-train-{n_train}-{size}", CACHE / f"{domain}-val-{n_val}-{size}"
+    if not (tr / "schema.json").exists():
+        export_synthetic(domain, tr, n=n_train, seed=1, size=size, progress=False)
+    if not (va / "schema.json").exists():
+        export_synthetic(domain, va, n=n_val, seed=2, size=size, progress=False)
+    return tr, va
 
 
 def timeit(fn: Callable[[], object], *, repeat: int = 7, warmup: int = 1) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_maskrcnn import CACHE, data  # noqa: E402
+from _util import CACHE, synth_split  # noqa: E402
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--mrcnn", action="store_true", help="also score runs/maskrcnn/last.pt")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    from segflow.annotations import Instances, SemanticMask, panoptic_from
+    from segflow.annotations import SemanticMask, panoptic_from
     from segflow.formats import open_dataset
     from segflow.metrics.panoptic import PanopticEvaluator
     from segflow.models.panoptic import instances_from_semantic
@@ -42,7 +42,7 @@ def main() -> int:
     from segflow.train.config import parse_config
     from segflow.train.trainer import Trainer
 
-    tr, va = data("retail", args.n_train, args.n_val, args.size)
+    tr, va = synth_split("retail", args.n_train, args.n_val, args.size)
     out = CACHE / "runs" / "distance-unet"
     cfg = parse_config({
         "name": "distance-unet", "seed": 0, "out": str(out),
@@ -64,16 +64,15 @@ def main() -> int:
     ev = {k: PanopticEvaluator(schema) for k in ("distance head", "distance transform", "mask r-cnn")}
     for it in val:
         img = it.image()
-        sem = pr.predict(img).astype(np.int32)
-        dist = pr.distance(img)
+        sem, dist = pr.predict_with_distance(img)
+        sem = sem.astype(np.int32)
         smask = SemanticMask(sem, schema.ignore_index)
         for name, inst in (("distance head", instances_from_semantic(sem, schema, distance=dist)),
                            ("distance transform", instances_from_semantic(sem, schema))):
             ev[name].update(it.panoptic, panoptic_from(smask, inst, schema))
         if mr is not None:
             inst, _ = mr.instances(img)
-            keep = Instances(inst.height, inst.width, inst.items)
-            ev["mask r-cnn"].update(it.panoptic, panoptic_from(smask, keep, schema))
+            ev["mask r-cnn"].update(it.panoptic, panoptic_from(smask, inst, schema))
     print(f"retail, U-Net with a distance head: {args.steps} steps in {minutes:.1f} min; "
           f"{len(val)} held-out scenes")
     for name, e in ev.items():

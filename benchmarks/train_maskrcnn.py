@@ -18,18 +18,8 @@ from pathlib import Path
 
 import torch
 
-CACHE = Path(__file__).resolve().parent / ".cache"
-
-
-def data(domain: str, n_train: int, n_val: int, size: int) -> tuple[Path, Path]:
-    from segflow.synth.export import export_synthetic
-
-    tr, va = CACHE / f"{domain}-train-{n_train}-{size}", CACHE / f"{domain}-val-{n_val}-{size}"
-    if not (tr / "schema.json").exists():
-        export_synthetic(domain, tr, n=n_train, seed=1, size=size, progress=False)
-    if not (va / "schema.json").exists():
-        export_synthetic(domain, va, n=n_val, seed=2, size=size, progress=False)
-    return tr, va
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import CACHE, synth_split  # noqa: E402
 
 
 def maskrcnn_config(train: Path, out: Path, *, size: int, steps: int, batch: int, lr: float) -> dict:
@@ -67,7 +57,7 @@ def main() -> int:
     from segflow.train.instance import InstDataset, coco_ap
     from segflow.train.trainer import Trainer
 
-    tr, va = data("retail", args.n_train, args.n_val, args.size)
+    tr, va = synth_split("retail", args.n_train, args.n_val, args.size)
     cfg = parse_config(maskrcnn_config(tr, Path(args.out), size=args.size, steps=args.steps,
                                        batch=args.batch, lr=args.lr))
     trainer = Trainer(cfg, device="cpu", progress=sys.stdout.isatty())

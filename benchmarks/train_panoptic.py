@@ -22,7 +22,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_maskrcnn import CACHE, maskrcnn_config  # noqa: E402
+from _util import CACHE, synth_split  # noqa: E402
+from train_maskrcnn import maskrcnn_config  # noqa: E402
 from train_unet import data as street_data  # noqa: E402
 from train_unet import train as train_unet  # noqa: E402
 
@@ -54,7 +55,7 @@ def main() -> int:
     train_unet(unet, tr, args.unet_steps, batch=8, crop=192, lr=3e-3)
     t_unet = time.perf_counter() - t0
     print(f"Mask R-CNN: {args.mrcnn_steps} steps", flush=True)
-    cfg = maskrcnn_config(CACHE / f"street-train-{args.n_train}-{args.size}",
+    cfg = maskrcnn_config(synth_split("street", args.n_train, args.n_val, args.size)[0],
                           CACHE / "runs" / "panoptic-mrcnn", size=args.size, steps=args.mrcnn_steps,
                           batch=4, lr=4e-4)
     cfg["data"]["val_fraction"] = 0.0

@@ -22,21 +22,13 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import print_rows, row  # noqa: E402
-
-CACHE = Path(__file__).resolve().parent / ".cache"
+from _util import print_rows, row, synth_split  # noqa: E402
 
 
 def data(n_train: int, n_val: int, size: int):
     from segflow.formats import open_dataset
-    from segflow.synth.export import export_synthetic
 
-    tr, va = CACHE / f"street-train-{n_train}-{size}", CACHE / f"street-val-{n_val}-{size}"
-    if not (tr / "schema.json").exists():
-        export_synthetic("street", tr, n=n_train, seed=1, size=size, progress=False)
-    if not (va / "schema.json").exists():
-        export_synthetic("street", va, n=n_val, seed=2, size=size, progress=False)
-    return open_dataset(tr), open_dataset(va)
+    return tuple(open_dataset(p) for p in synth_split("street", n_train, n_val, size))
 
 
 def train(models, train_ds, steps: int, *, batch: int, crop: int, lr: float, seed: int = 0):

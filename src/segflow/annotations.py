@@ -316,8 +316,13 @@ def stuff_segments(class_map: np.ndarray, stuff_ids, seg: np.ndarray,
             segments.append(Segment(nid, int(cid), False))
 
 
-def panoptic_from(semantic: SemanticMask, instances: Instances, schema: LabelSchema) -> Panoptic:
-    """Semantic + instances -> panoptic (the overlap rules are in the module docstring)."""
+def panoptic_from(semantic: SemanticMask | None, instances: Instances,
+                  schema: LabelSchema) -> Panoptic:
+    """Semantic + instances -> panoptic (the overlap rules are in the module docstring).
+    ``semantic`` None: no stuff labels, every pixel outside the instances is void."""
+    if semantic is None:
+        semantic = SemanticMask(np.full((instances.height, instances.width), schema.ignore_index,
+                                        np.int32), schema.ignore_index)
     sem = np.asarray(semantic.ids)
     h, w = sem.shape
     if (instances.height, instances.width) != (h, w):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from segflow.annotations import Instances, Panoptic, SemanticMask, panoptic_from
+from segflow.annotations import Instances, Panoptic, panoptic_from
 from segflow.errors import SegflowError
 from segflow.formats import cityscapes, coco, coco_panoptic, folders, open_dataset, voc, yolo
 
@@ -25,9 +23,7 @@ def _panoptic_of(item, schema) -> tuple[Panoptic, list[str]]:
     masks = [i.mask.astype(bool) for i in inst.items]
     if any((a & b).any() for k, a in enumerate(masks) for b in masks[k + 1:]):
         lost.append("overlapping instance pixels (the higher score, else the later, keeps them)")
-    sem = item.semantic or SemanticMask(
-        np.full((item.height, item.width), schema.ignore_index, np.int32), schema.ignore_index)
-    return panoptic_from(sem, inst, schema), lost
+    return panoptic_from(item.semantic, inst, schema), lost
 
 
 def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None = None,

@@ -17,26 +17,27 @@ def norm_layer(kind: str, ch: int) -> nn.Module:
     raise ValueError(f"norm must be batch or group, got {kind!r}")
 
 
-class DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
-        layers: list[nn.Module] = [
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), norm_layer(norm, cout),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), norm_layer(norm, cout),
-            nn.ReLU(inplace=True),
-        ]
+class ConvStack(nn.Sequential):
+    """``n`` times conv 3x3 -> norm -> ReLU, optional dropout after."""
+
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0, *, n: int = 2):
+        layers: list[nn.Module] = []
+        for k in range(n):
+            layers += [nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1, bias=False),
+                       norm_layer(norm, cout), nn.ReLU(inplace=True)]
         if dropout > 0:
             layers.append(nn.Dropout2d(dropout))
         super().__init__(*layers)
 
 
-class SingleConv(nn.Sequential):
+class DoubleConv(ConvStack):
     def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False),
-                                   norm_layer(norm, cout), nn.ReLU(inplace=True)]
-        if dropout > 0:
-            layers.append(nn.Dropout2d(dropout))
-        super().__init__(*layers)
+        super().__init__(cin, cout, norm, dropout, n=2)
+
+
+class SingleConv(ConvStack):
+    def __init__(self, cin: int, cout: int, norm: str, dropout: float = 0.0):
+        super().__init__(cin, cout, norm, dropout, n=1)
 
 
 class ResBlock(nn.Module):

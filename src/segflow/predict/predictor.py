@@ -86,14 +86,18 @@ class Predictor:
         return bool(self.ck["model"]["args"].get("extra_outputs"))
 
     @torch.no_grad()
-    def distance(self, image: np.ndarray) -> np.ndarray:
-        """(H, W) float32 distance map (0..1, peaks at object centres) of a U-Net trained with
-        a distance head (``loss.distance_weight``)."""
+    def predict_with_distance(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class map and (H, W) float32 distance map (0..1, peaks at object centres) of a U-Net
+        trained with a distance head (``loss.distance_weight``), from one forward pass."""
         if not self.has_distance:
             raise SegflowError("this checkpoint has no distance output; train with "
                                "loss.distance_weight > 0")
-        out = self.model(to_tensor_image(image)[None].to(self.device)).float()
-        return out[0, self.num_classes].sigmoid().cpu().numpy()
+        out = self.model(to_tensor_image(image)[None].to(self.device))
+        sem = self._softmax(out).argmax(1)[0].cpu().numpy().astype(np.uint8)
+        return sem, out[0, self.num_classes].float().sigmoid().cpu().numpy()
+
+    def distance(self, image: np.ndarray) -> np.ndarray:
+        return self.predict_with_distance(image)[1]
 
     def instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
         """(Instances, class mask) for one image: Mask R-CNN's detections, or a semantic
@@ -107,8 +111,10 @@ class Predictor:
         distance head's peaks when it has one."""
         from segflow.models.panoptic import instances_from_semantic
 
-        sem = self.predict(image)
-        dist = self.distance(image) if self.has_distance else None
+        if self.has_distance:
+            sem, dist = self.predict_with_distance(image)
+        else:
+            sem, dist = self.predict(image), None
         inst = instances_from_semantic(sem.astype(np.int32), self.schema, distance=dist)
         return inst, sem
 

@@ -24,6 +24,10 @@ router = APIRouter(prefix="/api", tags=["tasks"])
 EDITABLE = ("assigned", "rejected")
 
 
+def usernames(db: Session) -> dict[int, str]:
+    return dict(db.execute(select(User.id, User.username)).all())
+
+
 def task_json(db: Session, t: Task) -> dict:
     img = db.get(Image, t.image_id)
     names = {u.id: u.username for u in db.scalars(select(User).where(
@@ -122,11 +126,10 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
                                  f"labels {body.width}x{body.height}")
     schema = project_schema(db.get(Project, t.project_id))
     try:
-        ids = masks.decode_runs(body.runs, img.height, img.width)
-        segs = masks.check_segments([s.model_dump() for s in body.segments], ids, schema)
+        stored = masks.from_wire(body.runs, [s.model_dump() for s in body.segments], img.height,
+                                 img.width, schema)
     except masks.MaskError as e:
         raise HTTPException(422, str(e)) from None
-    stored = masks.pack(ids, segs)
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
@@ -191,7 +194,7 @@ def review(tid: int, body: Review, user: User = Depends(current_user),
 @router.get("/tasks/{tid}/comments", summary="Review comments, pinned to points")
 def comments(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
-    names = {u.id: u.username for u in db.scalars(select(User))}
+    names = usernames(db)
     return [{"id": c.id, "author": names.get(c.author_id), "version": c.version, "x": c.x,
              "y": c.y, "text": c.text, "created_at": stamp(c.created_at)}
             for c in db.scalars(select(Comment).where(Comment.task_id == tid)
@@ -201,7 +204,7 @@ def comments(tid: int, user: User = Depends(current_user), db: Session = Depends
 @router.get("/tasks/{tid}/history", summary="Every version with author, time and segment count")
 def history(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
-    names = {u.id: u.username for u in db.scalars(select(User))}
+    names = usernames(db)
     return [{"version": a.version, "kind": a.kind, "author": names.get(a.author_id),
              "segments": len(a.segments), "created_at": stamp(a.created_at)}
             for a in db.scalars(select(Annotation).where(Annotation.task_id == tid)

@@ -3,13 +3,14 @@ classical pipeline or a checkpoint, and task assignment."""
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from segflow.annotations import Instances, LabelSchema, Panoptic
+from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
 from segflow.studio.services import masks
 from segflow.studio.services.storage import ImageStore, display_name
@@ -118,7 +119,6 @@ def resolve_prelabel(p: Project, sample: np.ndarray | None) -> dict:
 def prelabel_segments(p: Project, image: np.ndarray) -> masks.Labels | None:
     cfg = p.prelabel or {}
     mode = cfg.get("mode", "none")
-    h, w = image.shape[:2]
     schema = project_schema(p)
     if mode == "pipeline":
         from segflow.pipeline.runner import apply_pipeline
@@ -142,27 +142,24 @@ def prelabel_segments(p: Project, image: np.ndarray) -> masks.Labels | None:
             segs = [{"id": 1, "category_id": cid, "iscrowd": 0}] if ids.any() else []
         return masks.pack(ids, segs)
     if mode == "checkpoint":
-        from segflow.predict.predictor import Predictor
+        from segflow.annotations import SemanticMask, panoptic_from
 
-        pred = Predictor(cfg["checkpoint"], device="cpu")
+        ck = Path(cfg["checkpoint"])
+        pred = _predictor(str(ck), ck.stat().st_mtime_ns)
         inst, sem = pred.instances(image)  # semantic models: things split by watershed
-        if pred.instance:
-            pan = _panoptic_of_instances(inst, schema, h, w)
-        else:
-            from segflow.annotations import SemanticMask, panoptic_from
-
-            pan = panoptic_from(SemanticMask(sem.astype(np.int32), schema.ignore_index), inst,
-                                schema)
-        return masks.from_panoptic(pan)
+        if pred.instance:  # objects of classes the project does not have are left out
+            inst.items = [i for i in inst.items if i.category_id in schema.ids]
+        stuff = None if pred.instance else SemanticMask(sem.astype(np.int32), schema.ignore_index)
+        return masks.from_panoptic(panoptic_from(stuff, inst, schema))
     return None
 
 
-def _panoptic_of_instances(inst: Instances, schema: LabelSchema, h: int, w: int) -> Panoptic:
-    from segflow.annotations import SemanticMask, panoptic_from
+@lru_cache(maxsize=2)
+def _predictor(path: str, mtime_ns: int):
+    """One loaded model per checkpoint file (and version of it), not one per image."""
+    from segflow.predict.predictor import Predictor
 
-    sem = SemanticMask(np.full((h, w), schema.ignore_index, np.int32), schema.ignore_index)
-    keep = Instances(h, w, [i for i in inst.items if i.category_id in schema.ids])
-    return panoptic_from(sem, keep, schema)
+    return Predictor(path, device="cpu")
 
 
 def apply_prelabels(db: Session, store: ImageStore, p: Project) -> int:

@@ -86,7 +86,7 @@ if (projEl) {
   const pid = Number(projEl.dataset.pid);
   const role = projEl.dataset.role;
   const manage = role === "admin" || role === "manager";
-  let project = null;
+  let project = null, users = [];
 
   async function loadProject() {
     project = await api("GET", `/api/projects/${pid}`);
@@ -107,8 +107,8 @@ if (projEl) {
     if (pl) pl.textContent = project.prelabel.mode === "none" ? "" :
       `now: ${project.prelabel.mode} ${project.prelabel.pipeline || project.prelabel.checkpoint || ""} ${project.prelabel.reason ? "— " + project.prelabel.reason : ""}`;
     const ml = document.getElementById("member-list");
+    if (manage) users = await api("GET", "/api/users"); // also used by the task table
     if (ml) {
-      const users = await api("GET", "/api/users");
       const names = Object.fromEntries(users.map((u) => [u.id, `${u.username} (${u.role})`]));
       ml.textContent = "members: " + project.members.map((m) => names[m]).join(", ");
       const sel = document.getElementById("m-user");
@@ -145,8 +145,7 @@ if (projEl) {
     const queue = role === "reviewer" ? await api("GET", `/api/projects/${pid}/review-queue`) : null;
     const mayReview = new Set((queue || []).map((t) => t.id));
     const tasks = await api("GET", `/api/projects/${pid}/tasks`);
-    const annotators = manage ? (await api("GET", "/api/users")).filter((u) =>
-      u.role === "annotator" && project.members.includes(u.id)) : [];
+    const annotators = users.filter((u) => u.role === "annotator" && project.members.includes(u.id));
     const gx = document.getElementById("gx-image");
     if (gx) gx.replaceChildren(...tasks.map((t) => el("option", { value: t.image.id }, `${t.image.id}: ${t.image.filename}`)));
     for (const t of tasks) {
