@@ -23,8 +23,6 @@ from segflow.io import write_image
 from segflow.pipeline import load_pipeline, run_pipeline
 from segflow.report import relpath, write_report
 
-PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
-
 #: sample image -> pipeline that suits it
 JOBS = {
     "coins": "coins",
@@ -230,7 +228,7 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
         by_pipeline.setdefault(p, []).append(n)
     t0 = time.perf_counter()
     for pipe, names in by_pipeline.items():
-        spec = load_pipeline(PIPELINES / f"{pipe}.yaml")
+        spec = load_pipeline(pipe)  # a built-in pipeline (package data)
         rep = run_pipeline(spec, [paths[n] for n in names], out / pipe, workers=workers,
                            progress=sys.stderr.isatty())
         for r in rep.results:
@@ -239,7 +237,7 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
                 failures.append(r.error)
                 continue
             overlay = out / pipe / f"{name}_overlay.png"
-            facts = [("pipeline", f"pipelines/{pipe}.yaml: " + " → ".join(s.name for s in spec.steps))]
+            facts = [("pipeline", f"built-in pipeline {pipe}: " + " → ".join(s.name for s in spec.steps))]
             if any(s.name == "threshold" for s in spec.steps):
                 facts.append(("threshold", _fmt_thr(r.threshold)))
             if r.n_objects is not None:

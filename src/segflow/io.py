@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segflow.atomic import atomic_path
 from segflow.errors import ImageReadError, SegflowError
 
 #: Default pixel cap: images with more pixels are refused (no decompression bombs).
@@ -234,15 +235,8 @@ def _voc_palette(n: int) -> np.ndarray:
 
 def _atomic_save(path: Path, save) -> None:
     """Write through a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix last: OpenCV picks the encoder from it.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:  # the suffix stays last: OpenCV picks the encoder from it
         save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_mask(

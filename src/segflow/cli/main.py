@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from segflow import __version__
+from segflow import __version__, resources
 from segflow.cli._common import console, emit_json, error_line, parse_extra_params
 from segflow.errors import SegflowError
 
@@ -85,7 +85,7 @@ def inspect(
         out.print("mean/std: grey level and contrast; noise: sigma; sharp: Laplacian variance; "
                   "eta: histogram bimodality (Otsu)", style="dim", highlight=False)
         for r in rows:
-            out.print(f"{r['path']}: try pipelines/{r['suggestion']}.yaml — {r['reason']}",
+            out.print(f"{r['path']}: try segflow run {r['suggestion']} — {r['reason']}",
                       highlight=False)
         for e in errors:
             error_line(e)
@@ -93,17 +93,23 @@ def inspect(
         raise typer.Exit(1)
 
 
-@app.command(epilog="""
+RUN_EPILOG = f"""
 **Examples**
 
-    segflow run pipelines/coins.yaml coins.png -o out/coins
+    segflow run coins coins.png -o out/coins     # a built-in pipeline, by name
 
-    segflow run pipelines/otsu.yaml scans/ -o out/scans --workers 2 --save-steps
+    segflow run my_pipeline.yaml scans/ -o out/scans --workers 2 --save-steps
 
-    segflow run cells photos/ -o out --json     # a name looks in pipelines/
-""")
+    segflow run cells photos/ -o out --json
+
+Built-in pipelines: {', '.join(resources.names('pipelines'))}. `segflow examples copy DIR` writes
+them (and the example training configs) out as files to read and edit.
+"""
+
+
+@app.command(epilog=RUN_EPILOG)
 def run(
-    pipeline: Path = typer.Argument(..., help="Pipeline file (YAML or JSON)."),
+    pipeline: Path = typer.Argument(..., help="Pipeline file (YAML or JSON) or a built-in name."),
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (recursive)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     workers: int = typer.Option(1, "-w", "--workers", min=1, help="Parallel processes."),
@@ -193,6 +199,7 @@ def segment(
 
 
 from segflow.cli import data as _data  # noqa: E402
+from segflow.cli import examples as _examples  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
@@ -206,6 +213,7 @@ app.add_typer(_models.models_app, name="models")
 app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 app.add_typer(_studio.app, name="studio")
+app.add_typer(_examples.app, name="examples")
 
 
 def main() -> None:
@@ -225,6 +233,11 @@ def main() -> None:
         console.print("interrupted; files already written are complete")
         sys.exit(130)
     except Exception as e:
+        from segflow._extras import extra_for_module, missing_message
+
+        if isinstance(e, ModuleNotFoundError) and (extra := extra_for_module(e.name)):
+            error_line(missing_message(extra, e.name))  # an import no require() guarded
+            sys.exit(2)
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors from Typer's click
             e.show()
             sys.exit(e.exit_code)

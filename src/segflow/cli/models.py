@@ -9,20 +9,26 @@ from pathlib import Path
 
 import typer
 
+from segflow._extras import require
 from segflow.cli._common import console, emit_json, error_line
+from segflow.models.registry import MODELS
 
-TRAIN_EPILOG = """
+TRAIN_EPILOG = f"""
 **Examples**
 
     segflow data synth street -n 400 --seed 1 -o data/street-train
 
-    segflow train configs/street_unet.yaml
+    segflow train street_unet                                # a shipped example config, by name
 
     segflow train configs/street_unet.yaml --resume          # continue runs/<name>/last.pt
 
     segflow train configs/street_unet.yaml --device cpu
 
-Ctrl-C saves `last.pt`; `--resume` continues exactly from it.
+Ctrl-C saves `last.pt`; `--resume` continues exactly from it. `segflow examples copy .` writes the
+shipped configs to `configs/` to edit.
+
+**Models** (`model: {{name: ...}}`): {"; ".join(f"`{m.name}` ({m.task}) {m.summary}"
+                                              for m in MODELS.values())}.
 """
 
 
@@ -34,6 +40,7 @@ def train_command(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Train a semantic segmentation model from a config file."""
+    require("deep", what="segflow train")
     from segflow.train import load_config
     from segflow.train.trainer import Trainer
 
@@ -91,6 +98,7 @@ def predict_command(
 ) -> None:
     """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
     segments (COCO panoptic) fused from a semantic and a Mask R-CNN checkpoint."""
+    require("deep", what="segflow predict")
     from segflow.predict.predictor import Predictor
 
     pr = Predictor(checkpoint, device=device)
@@ -119,6 +127,8 @@ def export_command(
     out: Path = typer.Option(None, "-o", "--out", help="Output file (default: next to the checkpoint)."),
 ) -> None:
     """Export a model with a dynamic image size (ONNX or TorchScript)."""
+    require("deep", what="segflow export",
+            modules=("torch", "torchvision") + (("onnx", "onnxruntime") if fmt == "onnx" else ()))
     from segflow.predict.export import export
 
     out = out or checkpoint.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
@@ -132,6 +142,7 @@ models_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
 def show(checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
          json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout.")) -> None:
     """Print a checkpoint's config, label schema, data fingerprint, metrics and versions."""
+    require("deep", what="segflow models show")
     from segflow.train import checkpoint as ckpt
 
     ck = ckpt.load(checkpoint)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,11 +58,9 @@ class Dataset:
 
 
 def write_json(path: Path, data) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, separators=(",", ":"), default=_np_default))
-    os.replace(tmp, path)
-    return path
+    from segflow.atomic import atomic_write_json
+
+    return atomic_write_json(path, data, separators=(",", ":"), default=_np_default)
 
 
 def _np_default(o):

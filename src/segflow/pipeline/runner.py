@@ -14,7 +14,6 @@ atomically (temporary file, then rename), so an interrupted run never leaves hal
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segflow.atomic import atomic_write_json
 from segflow.errors import SegflowError
 from segflow.io import list_images, read_image, write_ids, write_image, write_mask
 from segflow.ops.draw import draw_overlay, to_display_rgb
@@ -141,11 +141,7 @@ def run_image(
         "notes": state.notes,
         "regions": regions or [],
     }
-    rpath = out_dir / f"{stem}_regions.json"
-    rpath.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rpath.with_name(f".{rpath.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, rpath)
+    rpath = atomic_write_json(out_dir / f"{stem}_regions.json", summary, indent=1)
     outputs.append(rpath)
     return ImageResult(
         input=str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
@@ -316,8 +312,5 @@ def run_pipeline(
         else:
             _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done)
     report = RunReport(spec.name, [r for r in results if r is not None])
-    summary = out / "run.json"
-    tmp = summary.with_name(".run.json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1))
-    os.replace(tmp, summary)
+    atomic_write_json(out / "run.json", report.to_dict(), indent=1)
     return report

@@ -129,20 +129,24 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = 
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and validate a pipeline file (``.yaml``, ``.yml`` or ``.json``)."""
+    """Read and validate a pipeline file (``.yaml``, ``.yml`` or ``.json``), or a built-in
+    pipeline by name (``objects``, ``cells``, ...; see :func:`segflow.resources.names`)."""
+    from segflow import resources
+
     p = Path(path)
-    if not p.is_file():
-        builtin = Path(__file__).resolve().parents[3] / "pipelines" / f"{p.name}.yaml"
-        if not p.suffix and builtin.is_file():
-            p = builtin
-        else:
-            raise ConfigError(f"{path}: no such pipeline file; check the path")
-    text = p.read_text(encoding="utf-8")
+    if p.is_file():
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    elif not p.suffix and (builtin := resources.find("pipelines", str(path))) is not None:
+        text, source = builtin.read_text(encoding="utf-8"), f"{p.name} (built-in pipeline)"
+        p = Path(f"{p.name}.yaml")
+    else:
+        raise ConfigError(f"{path}: no such pipeline file; check the path, or name a built-in "
+                          f"pipeline ({', '.join(resources.names('pipelines'))})")
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}{where}: "
+        raise ConfigError(f"{source}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}{where}: "
                           f"{str(e).splitlines()[0]}") from None
-    return parse_pipeline(data, source=str(p))
+    return parse_pipeline(data, source=source, name=p.stem)

@@ -9,6 +9,7 @@ import torch
 
 from segflow.errors import SegflowError
 from segflow.io import list_images, read_image, write_ids, write_image, write_mask
+from segflow.models.registry import model_info
 from segflow.train import checkpoint as ckpt
 from segflow.train.data import to_tensor_image
 
@@ -22,7 +23,7 @@ class Predictor:
         self.model = ckpt.build_model(self.ck).to(self.device)
         self.schema = ckpt.schema_of(self.ck)
         self.num_classes = self.ck["model"]["args"]["num_classes"]
-        self.instance = self.ck.get("task") == "instance"
+        self.instance = model_info(self.ck["model"]["name"]).task == "instance"
         self.cat_of = {int(k): v for k, v in (self.ck.get("label_to_class") or {}).items()}
         self._unused = torch.ones(self.num_classes, dtype=torch.bool)
         self._unused[[i for i in self.schema.ids if i < self.num_classes]] = False
