@@ -256,7 +256,7 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
             })
     elapsed = time.perf_counter() - t0
     sections = [
-        deep_model(out, seconds=train_seconds),
+        _deep_section(out, train_seconds),
         synthetic_baseline(out),
         {"title": "Segmentations", "cards": cards,
          "text": f"{len(cards)} images through {len(by_pipeline)} example pipelines in "
@@ -275,6 +275,18 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
         sections=sections, version=__version__,
         made=_dt.datetime.now().isoformat(timespec="seconds"),
     )
+
+
+def _deep_section(out: Path, seconds: float) -> dict:
+    """The deep-model section, or a note naming the extra when torch is not installed."""
+    from segflow._extras import MissingExtraError, require
+
+    try:
+        require("deep", what="the demo's U-Net")
+    except MissingExtraError as e:
+        print(f"note: {e} (the deep-model section is skipped)", file=sys.stderr)
+        return {"title": "Deep model", "text": f"Skipped: {e}."}
+    return deep_model(out, seconds=seconds)
 
 
 def main(argv: list[str] | None = None) -> int:

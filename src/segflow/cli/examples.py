@@ -81,4 +81,4 @@ def copy(
         written.append(str(path))
     console.print(f"{len(written)} file(s) written under {dest}"
                   + (f"; {len(kept)} kept (exist already; --force to overwrite)" if kept else ""),
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
