@@ -11,6 +11,7 @@ import typer
 from segflow import __version__, resources
 from segflow.cli._common import console, emit_json, error_line, parse_extra_params
 from segflow.errors import SegflowError
+from segflow.ops.threshold import THRESHOLD_METHODS
 
 app = typer.Typer(
     name="segflow",
@@ -138,17 +139,14 @@ def run(
         raise typer.Exit(1)
 
 
-_THRESHOLD_ALIASES = {"otsu", "multi_otsu", "triangle", "li", "yen", "fixed", "adaptive_mean",
-                      "adaptive_gaussian"}
-_SEGMENTERS = ("threshold", "kmeans", "watershed", "slic", "grabcut", *sorted(_THRESHOLD_ALIASES))
+_SEGMENTERS = ("threshold", "kmeans", "watershed", "slic", "grabcut", *THRESHOLD_METHODS)
 
 
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog="""
-**Methods**: threshold (or otsu, multi_otsu, triangle, li, yen, fixed, adaptive_mean,
-adaptive_gaussian), kmeans, watershed, slic, grabcut. Parameters are those of the pipeline step
-of the same name, given as `--name value`.
+    epilog=f"""
+**Methods**: threshold (or {', '.join(THRESHOLD_METHODS)}), kmeans, watershed, slic, grabcut.
+Parameters are those of the pipeline step of the same name, given as `--name value`.
 
 **Examples**
 
@@ -172,7 +170,7 @@ def segment(
     from segflow.pipeline import parse_pipeline, run_image
 
     params = parse_extra_params(ctx.args)
-    if method in _THRESHOLD_ALIASES:
+    if method in THRESHOLD_METHODS:
         params = {"method": method, **params}
         method = "threshold"
     if method not in _SEGMENTERS:
@@ -181,7 +179,9 @@ def segment(
     if method == "watershed":
         steps = ["grayscale", {"blur": {"sigma": 1.0}}, "threshold", "fill_holes"]
     steps.append({method: params})
-    if method in ("threshold", "grabcut") and params.get("method") != "multi_otsu":
+    tm = params.get("method", "otsu") if method == "threshold" else None
+    info = THRESHOLD_METHODS.get(tm) if isinstance(tm, str) else None
+    if method == "grabcut" or (info is not None and info.binary):
         steps.append("label")
     if method in ("threshold", "grabcut", "watershed", "slic") and "label" in steps or \
             method in ("watershed", "slic"):

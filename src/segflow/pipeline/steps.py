@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segflow import ops
 from segflow.errors import SegflowError
+from segflow.ops.threshold import METHODS as THRESHOLD_NAMES
+from segflow.ops.threshold import THRESHOLD_METHODS
 
 
 @dataclass
@@ -65,10 +67,7 @@ class BlurParams(Params):
 
 
 class ThresholdParams(Params):
-    method: Literal[
-        "fixed", "otsu", "multi_otsu", "triangle", "li", "yen", "adaptive_mean",
-        "adaptive_gaussian",
-    ] = "otsu"
+    method: Literal[THRESHOLD_NAMES] = "otsu"  # type: ignore[valid-type]  # ops' registry
     value: float | None = None
     classes: int = Field(3, ge=2, le=5)
     block_size: int = Field(35, ge=3)
@@ -159,7 +158,7 @@ def _threshold(s: State, p: ThresholdParams) -> None:
     r = ops.threshold(_gray(s), p.method, value=p.value, classes=p.classes,
                       block_size=p.block_size, offset=p.offset, invert=p.invert)
     s.threshold = r.threshold
-    _set_mask(s, r.mask, binary=p.method != "multi_otsu")
+    _set_mask(s, r.mask, binary=THRESHOLD_METHODS[p.method].binary)
 
 
 def _binary_mask(s: State, step: str) -> np.ndarray:
@@ -253,7 +252,7 @@ STEPS: dict[str, StepDef] = {
     "clahe": StepDef(ClaheParams, _clahe, doc="adaptive histogram equalisation"),
     "blur": StepDef(BlurParams, _blur, doc="gaussian, median or bilateral smoothing"),
     "threshold": StepDef(ThresholdParams, _threshold, makes=("mask",),
-                         doc="fixed, otsu, multi_otsu, triangle, li, yen, adaptive"),
+                         doc=", ".join(THRESHOLD_NAMES)),
     "kmeans": StepDef(KMeansParams, _kmeans, makes=("mask",), doc="colour clustering"),
     "grabcut": StepDef(GrabcutParams, _grabcut, makes=("mask",), doc="foreground from a box"),
     "open": StepDef(RadiusParams, _open, needs=("mask",), makes=("mask",)),

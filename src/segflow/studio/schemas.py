@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segflow.studio.services.assist import THRESHOLD_TOOL_METHODS
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -109,7 +111,7 @@ class Assist(Body):
     tool: Literal["threshold", "kmeans", "grabcut", "superpixel"]
     point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = Field(None, description="x, y, w, h")
-    method: Literal["otsu", "adaptive"] = "otsu"
+    method: Literal[THRESHOLD_TOOL_METHODS] = "otsu"  # type: ignore[valid-type]
     k: int = Field(4, ge=2, le=16)
     n_segments: int = Field(400, ge=10, le=20000)
 
