@@ -18,8 +18,12 @@ unset PYTHONPATH  # nothing from the checkout may leak in
 step() { printf '== %s\n' "$*"; }
 
 step "build the wheel"
-# --no-build-isolation: the dev venv already has setuptools; building needs no download.
-(cd "$work" && "$BUILD_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$root")
+# From a copy of what an sdist holds (an in-tree build/ could carry stale files), with the dev
+# venv's setuptools (--no-build-isolation: building needs no download).
+mkdir -p "$work/proj"
+cp "$root/pyproject.toml" "$root/README.md" "$work/proj/"
+(cd "$root" && tar cf - --exclude=__pycache__ --exclude='*.egg-info' src) | (cd "$work/proj" && tar xf -)
+(cd "$work" && "$BUILD_PY" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" "$work/proj")
 wheel="$(ls "$work"/dist/segflow-*.whl)"
 echo "$wheel"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -188,11 +189,17 @@ def test_a_shipped_config_loads_by_name():
 
 
 def test_wheel_ships_pipelines_configs_templates_and_no_source_tree_paths(tmp_path):
+    # Build from a copy of what an sdist holds: an in-tree build/ could carry stale files.
+    proj = tmp_path / "proj"
+    shutil.copytree(ROOT / "src", proj / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, proj / f)
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                        "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                        "--no-build-isolation", "-w", str(tmp_path / "dist"), str(proj)],
                        capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
-    (wheel,) = tmp_path.glob("segflow-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("segflow-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     src = ROOT / "src"
     for sub in ("segflow/resources/pipelines", "segflow/resources/configs", "segflow/templates",
