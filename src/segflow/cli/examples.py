@@ -15,7 +15,7 @@ EPILOG = """
 
     segflow examples                      # list what is shipped
 
-    segflow examples copy .               # writes ./pipelines/*.yaml and ./configs/*.yaml
+    segflow examples copy .               # into ./pipelines/ and ./configs/
 
     segflow examples copy my/ --only cells --only street_unet
 
@@ -52,7 +52,8 @@ def _lookup(name: str) -> tuple[str, str]:
     raise SegflowError(f"no example named {name!r}; use one of {allowed}")
 
 
-@app.command("show")
+@app.command("show", epilog="**Examples**\n\n    segflow examples show cells\n\n"
+                             "    segflow examples show street_unet > my_config.yaml")
 def show(name: str = typer.Argument(..., help="A pipeline or config name.")) -> None:
     """Print one shipped file on stdout."""
     import sys
@@ -60,7 +61,8 @@ def show(name: str = typer.Argument(..., help="A pipeline or config name.")) -> 
     sys.stdout.write(_lookup(name)[1])
 
 
-@app.command("copy")
+@app.command("copy", epilog="**Examples**\n\n    segflow examples copy .\n\n"
+                             "    segflow examples copy my/ --only cells --force")
 def copy(
     dest: Path = typer.Argument(..., help="Folder; files go to DEST/pipelines/ and DEST/configs/."),
     only: list[str] = typer.Option(None, "--only", help="Copy only these names (repeatable)."),
