@@ -42,6 +42,7 @@ assert "site-packages" in segflow.__file__, f"not the installed wheel: {segflow.
 assert not [m for m in heavy if m in sys.modules]
 print("core install:", segflow.__file__)
 PY
+echo "core venv size: $(du -sh "$work/venv" | cut -f1)"
 
 mkdir -p "$work/tour" && cd "$work/tour"
 sf="$bin/segflow"
