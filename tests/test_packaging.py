@@ -216,3 +216,26 @@ def test_wheel_ships_pipelines_configs_templates_and_no_source_tree_paths(tmp_pa
     offenders = [str(f) for f in (src / "segflow").rglob("*.py")
                  if re.search(r"parents\[\d\]\s*/\s*\"(pipelines|configs)\"", f.read_text())]
     assert not offenders
+
+
+def test_an_unguarded_import_of_an_extra_still_gives_one_line(monkeypatch, capsys):
+    from segflow.cli import main as cli
+
+    def boom(**kw):
+        raise ModuleNotFoundError("No module named 'sqlalchemy'", name="sqlalchemy")
+
+    monkeypatch.setattr(cli, "app", boom)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ("error: this needs the 'studio' extra (sqlalchemy is not installed): "
+                   "pip install 'segflow[studio]'\n")
+
+    def other(**kw):
+        raise ModuleNotFoundError("No module named 'zzz'", name="zzz")
+
+    monkeypatch.setattr(cli, "app", other)
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 1 and "a bug in segflow" in capsys.readouterr().err
