@@ -30,8 +30,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_rows, row, timeit  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def photo(w: int, h: int) -> np.ndarray:
     """A natural photo at w x h: scikit-image's 'coffee' resized (bilinear keeps it natural)."""
