@@ -190,6 +190,18 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
 _ORIENTATION = 0x0112
 
 
+def image_size(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(height, width)`` of the array :func:`read_image` would return (EXIF rotation
+    applied), from the file's header only."""
+    path = Path(path)
+    with _open_checked(path, max_pixels) as img:
+        w, h = img.size
+        exif = img.getexif() if img.format != "PNG" or "exif" in img.info else {}
+        if exif.get(_ORIENTATION, 1) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+            w, h = h, w
+    return h, w
+
+
 def _read_png_cv2(path: Path, img: Image.Image) -> np.ndarray | None:
     """Decode a plain PNG with OpenCV: one buffer instead of Pillow's two (large images).
 

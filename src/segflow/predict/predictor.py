@@ -148,7 +148,7 @@ class Predictor:
         """Fused panoptic predictions for images and folders, written as COCO panoptic."""
         from rich.progress import track
 
-        from segflow.formats import coco_panoptic
+        from segflow.formats import Sample, coco_panoptic
 
         out = Path(out)
         failures: list[str] = []
@@ -160,7 +160,7 @@ class Predictor:
                 except Exception as e:  # noqa: BLE001 - reported, others go on
                     failures.append(str(e))
                     continue
-                yield p.stem, None, self.panoptic(img, things, **kw)
+                yield Sample(p.stem, None, self.panoptic(img, things, **kw))
 
         coco_panoptic.write(out, self.schema, items())
         return [str(out / "annotations" / "panoptic_default.json")], failures

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segflow.formats import FORMAT_NAMES
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -115,4 +117,4 @@ class Assist(Body):
 
 
 class ExportIn(Body):
-    format: Literal["coco", "coco_panoptic", "folders", "cityscapes", "voc", "yolo"] = "coco"
+    format: Literal[FORMAT_NAMES] = "coco"  # every format of segflow.formats.FORMATS
