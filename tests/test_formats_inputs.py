@@ -352,3 +352,28 @@ def test_read_image_and_image_size_agree_on_exif_rotation(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees
     img.save(tmp_path / "r.jpg", exif=exif)
     assert image_size(tmp_path / "r.jpg") == read_image(tmp_path / "r.jpg").shape[:2] == (30, 20)
+
+
+@pytest.mark.parametrize("height,message", [
+    (float("nan"), "needs a whole height and width"), (float("inf"), "needs a whole height"),
+    ("tall", "needs a whole height"), (0, "sizes must be positive"),
+    (2**40, "over the pixel cap"), (None, "needs a whole height"),
+])
+def test_coco_image_sizes_are_checked(tmp_path, height, message):
+    d = {"images": [{"id": 1, "file_name": "a.png", "height": height, "width": 10}],
+         "annotations": [], "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(d))
+    with pytest.raises(SegflowError, match=message):
+        open_dataset(tmp_path / "a.json")[0]
+
+
+def test_schema_less_eval_refuses_instance_id_masks(tmp_path):
+    from segflow.io import write_ids
+
+    ids = np.arange(20 * 30, dtype=np.int32).reshape(20, 30) * 50  # object ids up to 29950
+    write_ids(tmp_path / "gt" / "a.png", ids)
+    write_ids(tmp_path / "pred" / "a.png", ids)
+    _one_line_error(_cli("eval", "--task", "semantic", "--gt", tmp_path / "gt", "--pred",
+                         tmp_path / "pred"), "ids up to 29950", "instance ids")
+    _one_line_error(_cli("eval", "--task", "semantic", "--gt", tmp_path / "gt", "--pred",
+                         tmp_path / "pred", "--num-classes", str(2**40)), "--num-classes")

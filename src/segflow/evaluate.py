@@ -26,6 +26,9 @@ from segflow.formats import detect, open_dataset
 from segflow.io import read_mask
 from segflow.metrics import PanopticEvaluator, SemanticEvaluator
 
+#: The most classes a semantic evaluation takes: its confusion matrix is classes^2 int64.
+MAX_CLASSES = 4096
+
 
 def _mask_files(root: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(root.rglob("*.png"))}
@@ -71,8 +74,11 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
         n_gt = len(files)
         if num_classes is None:
             inferred = _infer_classes(files, preds, 255)
-    if num_classes is not None and (num_classes < 1 or num_classes > 65536):
-        raise SegflowError(f"--num-classes must be 1..65536, got {num_classes}")
+            if inferred and inferred[-1] >= MAX_CLASSES:
+                raise SegflowError(f"{gt}: the masks hold ids up to {inferred[-1]}; are they "
+                                   "instance ids? Give class masks, a schema.json or --num-classes")
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise SegflowError(f"--num-classes must be 1..{MAX_CLASSES}, got {num_classes}")
     n = num_classes or (schema.num_classes if schema else max(inferred or [0]) + 1)
     # Names indexed by class id; ids outside the schema (or not found) are not reported.
     if schema is not None:

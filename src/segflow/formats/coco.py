@@ -151,12 +151,19 @@ class ImageFinder:
 
 
 def image_entry(im, k: int, jpath: Path) -> tuple[int, int]:
+    """An image entry's (height, width), checked: whole, positive and under the pixel cap (a
+    mask of that size is decoded for each object)."""
+    from segflow.io import get_max_pixels
+
     try:
         h, w = int(im["height"]), int(im["width"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise SegflowError(f"{jpath}: image {k} needs a whole height and width") from None
     if h <= 0 or w <= 0:
         raise SegflowError(f"{jpath}: image {k} is {w}x{h}; sizes must be positive")
+    if h * w > get_max_pixels():
+        raise SegflowError(f"{jpath}: image {k} claims {w}x{h}, over the pixel cap of "
+                           f"{get_max_pixels() / 1e6:.0f} MP; raise it with --max-pixels if true")
     return h, w
 
 
