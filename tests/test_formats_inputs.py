@@ -335,6 +335,9 @@ def test_predict_detections_evaluate_by_file_name(tmp_path):
     dets = [{"file_name": names[a["image_id"]], "category_id": a["category_id"],
              "segmentation": a["segmentation"], "score": 0.8} for a in d["annotations"]]
     (tmp_path / "det.json").write_text(json.dumps(dets))
+    # panoptic annotations beside the instances ones, as in Detectron2's coco/annotations/
+    export_synthetic("retail", gt, n=2, seed=3, size=64, fmt="coco_panoptic", progress=False)
+    assert detect(gt) == "coco_panoptic"
     p = _cli("eval", "--task", "instance", "--gt", gt, "--pred", tmp_path / "det.json", "--json")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["ap"] == pytest.approx(1.0)

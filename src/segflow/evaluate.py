@@ -127,9 +127,14 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
     gt = Path(gt)
     if not gt.exists():
         raise SegflowError(f"{gt}: no such ground-truth folder or file")
+    if gt.is_file() and detect(gt) != "coco":
+        raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
+    try:  # a folder: its annotations/instances_*.json even beside panoptic ones (Detectron2)
+        gt = find_json(gt, "instances")[0]
+    except SegflowError:
+        raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth") from None
     if detect(gt) != "coco":
         raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
-    gt = find_json(gt, "instances")[0]
     try:
         results = json.loads(Path(pred).read_text())
     except FileNotFoundError:
