@@ -380,3 +380,19 @@ def test_schema_less_eval_refuses_instance_id_masks(tmp_path):
                          tmp_path / "pred"), "ids up to 29950", "instance ids")
     _one_line_error(_cli("eval", "--task", "semantic", "--gt", tmp_path / "gt", "--pred",
                          tmp_path / "pred", "--num-classes", str(2**40)), "--num-classes")
+
+
+def test_a_stray_json_is_no_dataset_and_paths_do_not_climb_out(tmp_path):
+    (tmp_path / "photos").mkdir()
+    write_image(tmp_path / "photos" / "a.png", _rgb(8, 8, 1))
+    (tmp_path / "photos" / "meta.json").write_text(json.dumps({"camera": "x"}))
+    with pytest.raises(SegflowError, match="cannot tell the dataset format"):
+        detect(tmp_path / "photos")  # still a plain folder of images (the studio imports it)
+    write_image(tmp_path / "secret.png", _rgb(8, 8, 2))
+    d = {"images": [{"id": 1, "file_name": "../secret.png", "height": 8, "width": 8}],
+         "annotations": [], "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "a.json").write_text(json.dumps(d))
+    assert open_dataset(tmp_path / "ds" / "a.json")[0].image_path is None
+    write_image(tmp_path / "ds" / "images" / "secret.png", _rgb(8, 8, 3))  # by its name: found
+    assert open_dataset(tmp_path / "ds")[0].image_path == tmp_path / "ds" / "images" / "secret.png"

@@ -51,8 +51,8 @@ class Format:
 
 def _coco_dir(prefix: str, kind: str) -> Callable[[Path], bool]:
     def detect(p: Path) -> bool:
-        if p.is_file():
-            return p.suffix.lower() == ".json" and coco.json_kind(p) == kind
+        if p.is_file():  # a JSON given directly is taken as COCO unless it is panoptic
+            return p.suffix.lower() == ".json" and (coco.json_kind(p) or "coco") == kind
         if any((p / "annotations").glob(f"{prefix}*.json")):
             return True
         lone = coco.lone_json(p)

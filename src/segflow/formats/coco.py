@@ -66,22 +66,24 @@ def write(root: Path, schema: LabelSchema, samples, *, split: str = "default",
     write_json(root / "annotations" / f"instances_{split}.json", d)
 
 
-def json_kind(path: Path) -> str:
-    """``coco_panoptic`` or ``coco`` for a COCO JSON file: by its name when it follows COCO's
-    (``panoptic_*`` / ``instances_*``), else by whether it holds ``segments_info`` (read in
+def json_kind(path: Path) -> str | None:
+    """``coco_panoptic``, ``coco`` or None (no COCO keys) for a JSON file: by its name when it
+    follows COCO's (``panoptic_*`` / ``instances_*``), else by the keys it holds (read in
     chunks: no parse of a large file just to tell)."""
     name = path.name.lower()
     if name.startswith("panoptic"):
         return "coco_panoptic"
     if name.startswith("instances"):
         return "coco"
-    tail = b""
+    tail, seen = b"", set()
+    keys = (b'"segments_info"', b'"images"', b'"annotations"')
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
-            if b'"segments_info"' in tail + chunk:
+            seen.update(k for k in keys if k in tail + chunk)
+            if keys[0] in seen:
                 return "coco_panoptic"
             tail = chunk[-20:]
-    return "coco"
+    return "coco" if keys[1] in seen and keys[2] in seen else None
 
 
 def lone_json(root: Path) -> Path | None:
@@ -128,8 +130,11 @@ class ImageFinder:
     def find(self, file_name: str) -> Path | None:
         rel = str(file_name).replace("\\", "/")
         base = rel.rsplit("/", 1)[-1]
+        # a path that climbs out (Label Studio 1.16 writes its media store's) is looked up by
+        # its file name only, so annotations never point outside the folders searched
+        cands = [base] if ".." in rel.split("/") or rel == base else [rel, base]
         for folder in self.dirs:
-            for cand in (rel, base) if rel != base else (rel,):
+            for cand in cands:
                 p = folder / cand.lstrip("/")
                 if p.is_file():
                     return p
