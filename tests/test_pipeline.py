@@ -35,7 +35,8 @@ def test_shipped_pipelines_validate(name):
     ([{"blur": {"method": "box"}}], "step 1 (blur): method: .*allowed values: gaussian, median"),
     ([{"blur": {"sigma": -1}}], "step 1 (blur): sigma: "),
     ([{"threshold": {"classes": 9}}], "step 1 (threshold): classes"),
-    (["grayscale", "label"], "step 2 (label) needs a mask; put one of .*threshold"),
+    (["grayscale", "label"], "step 2 (label) needs a mask, but no step before it makes one; "
+                             "put one of .*threshold"),
     (["threshold", "regions"], "step 2 (regions) needs labelled objects"),
     ([42], "step 1: write a step as"),
 ])

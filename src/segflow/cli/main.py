@@ -32,15 +32,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     max_pixels: int | None = typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels (default 100000000)."),
 ) -> None:
-    if max_pixels is not None:
-        from segflow.io import set_max_pixels
+    if max_pixels is not None:  # for this command only; it wins over SEGFLOW_MAX_PIXELS
+        from segflow.io import pixel_limit
 
-        set_max_pixels(max_pixels)
+        ctx.with_resource(pixel_limit(max_pixels))
 
 
 @app.command(epilog="""

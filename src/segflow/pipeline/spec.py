@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from segflow.errors import ConfigError
-from segflow.pipeline.steps import PRODUCERS, STEPS, Params
+from segflow.pipeline.steps import DERIVED, PRODUCERS, STEPS, Params
 
 
 @dataclass(frozen=True)
@@ -93,21 +93,30 @@ _NEED_WORDS = {"mask": "a mask", "labels": "labelled objects", "regions": "regio
 
 
 def _check_order(steps: list[Step], where: str) -> None:
-    have: set[str] = set()
+    """Walk the steps with what each needs and makes (:data:`STEPS`); refuse the first step
+    whose input no earlier step made, naming it and what would make that input."""
+    have: dict[str, tuple[int, Step]] = {}  # product -> the step that made it
+    dropped: dict[str, tuple[int, Step]] = {}  # product -> the step that made it stale
     for i, s in enumerate(steps, start=1):
         d = STEPS[s.name]
         for need in d.needs:
-            if need not in have:
-                raise ConfigError(
-                    f"{where}: step {i} ({s.name}) needs {_NEED_WORDS[need]}; put one of "
-                    f"{', '.join(PRODUCERS[need])} before it"
-                )
-        if "mask" in d.makes and "mask" not in d.needs:
-            have.discard("labels")
-            have.discard("regions")
-        have.update(d.makes)
-        if "labels" in d.makes:
-            have.add("mask")
+            if need in have:
+                continue
+            why = (f"step {dropped[need][0]} ({dropped[need][1].name}) replaced what they came "
+                   "from" if need in dropped else "no step before it makes one")
+            raise ConfigError(f"{where}: step {i} ({s.name}) needs {_NEED_WORDS[need]}, but {why}; "
+                              f"put one of {', '.join(PRODUCERS[need])} before it")
+        if d.needs_binary and STEPS[have["mask"][1].name].binary(have["mask"][1].params) is False:
+            j, m = have["mask"]
+            raise ConfigError(
+                f"{where}: step {i} ({s.name}) needs a binary mask, but step {j} ({m.name}) "
+                "makes several classes; make it binary (kmeans k: 2, threshold not multi_otsu)"
+            )
+        for made in d.makes:
+            for stale in DERIVED[made]:
+                if have.pop(stale, None) is not None:
+                    dropped[stale] = (i, s)
+            have[made] = (i, s)
 
 
 def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = None) -> PipelineSpec:

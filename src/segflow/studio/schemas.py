@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segflow.formats import FORMAT_NAMES
 from segflow.studio.services.assist import THRESHOLD_TOOL_METHODS
 
 
@@ -117,4 +118,4 @@ class Assist(Body):
 
 
 class ExportIn(Body):
-    format: Literal["coco", "coco_panoptic", "folders", "cityscapes", "voc", "yolo"] = "coco"
+    format: Literal[FORMAT_NAMES] = "coco"  # every format of segflow.formats.FORMATS
