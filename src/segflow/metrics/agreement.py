@@ -1,0 +1,454 @@
+"""Agreement between annotators: per-class IoU/Dice, boundary F1, PQ and a disagreement map.
+
+Label maps are ``(H, W)`` integer arrays of class ids ``0..num_classes-1``; ``ignore_index``
+marks pixels an annotator left out of scoring. The functions are symmetric in the annotators
+(no side is the ground truth), except PQ, which follows the COCO panoptic rules with the first
+annotator of a pair in the ground-truth role (:class:`~segflow.metrics.PanopticEvaluator`).
+
+* **Confusion** of a pair: one histogram over the pixel codes ``a * (C + 2) + b`` (OpenCV's
+  ``calcHist`` when the codes fit a byte, else ``numpy.bincount``), pixels where either side is
+  the ignore id skipped. IoU_c = TP / (TP + FP + FN), Dice_c = 2 TP / (2 TP + FP + FN); mIoU and
+  mean Dice over the classes either side used.
+* **Boundary F1** at a tolerance of ``d`` px: a class's boundary pixels are its pixels with an
+  8-neighbour of another label (image borders are not boundaries); a boundary pixel of one
+  annotator is matched when the other annotator has a boundary pixel *of the same class* within
+  the disk of radius ``d`` (OpenCV's elliptic structuring element of size ``2d + 1``, the disk of
+  DAVIS's ``db_eval_boundary``, Perazzi et al., CVPR 2016). Precision and recall are counted per
+  class as in the BF score of Csurka et al. (BMVC 2013) and summed over images;
+  F1 = 2PR / (P + R). This is the definition of :func:`segflow.metrics.boundary_f1` (the
+  evaluator's), computed for all classes at once: only boundary pixels are visited, each
+  checked at the disk's offsets.
+* **Disagreement map** of ``k`` annotators: per pixel, how many annotators differ from the
+  pixel's most-voted label (0: all agree), that label and the runner-up; ignore pixels are
+  abstentions. Which classes are confused is the symmetric sum of the pair confusions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from segflow.errors import ParameterError, SegflowError
+
+MAX_TOLERANCE = 100  # px; a wider band says nothing about boundaries
+_KERNEL3 = np.ones((3, 3), np.uint8)
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+def _check_n(num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
+        raise ParameterError(f"num_classes must be an integer, got {num_classes!r}")
+    if not 1 <= num_classes <= 65000:
+        raise ParameterError(f"num_classes must be 1..65000, got {num_classes}")
+    return int(num_classes)
+
+
+def check_tolerance(tolerance) -> int:
+    """A boundary tolerance in whole pixels, 0..100 (NaN, infinities and fractions refused)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int | float | np.integer | np.floating):
+        raise ParameterError(f"tolerance must be a whole number of pixels, got {tolerance!r}")
+    if not np.isfinite(tolerance) or tolerance != int(tolerance) or not 0 <= tolerance <= MAX_TOLERANCE:
+        raise ParameterError(f"tolerance must be a whole number of pixels 0..{MAX_TOLERANCE}, "
+                             f"got {tolerance}")
+    return int(tolerance)
+
+
+def compact(labels: np.ndarray, num_classes: int, ignore_index: int = 255,
+            *, where: str = "labels") -> np.ndarray:
+    """Class ids as a uint8/uint16 map with the ignore id moved to ``num_classes``.
+
+    Raises :class:`SegflowError` for non-integer arrays, wrong dimensions and ids outside
+    ``0..num_classes-1`` (other than the ignore id)."""
+    n = _check_n(num_classes)
+    a = np.asarray(labels)
+    if a.dtype == bool:
+        a = a.view(np.uint8)
+    if a.ndim != 2:
+        raise SegflowError(f"{where}: a label map must be 2-D (H, W), got shape {a.shape}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise SegflowError(f"{where}: label maps must hold integer class ids, got {a.dtype}")
+    out_dtype = np.uint8 if n + 1 <= 255 else np.uint16
+    if a.dtype == np.uint8 and out_dtype == np.uint8:
+        lut = np.arange(256, dtype=np.uint8)
+        lut[n:] = 255  # out of range
+        if 0 <= ignore_index < 256:
+            lut[ignore_index] = n
+        out = cv2.LUT(a, lut) if a.size else a.copy()
+        bad = out == 255 if n < 255 and a.size and out.max() == 255 else None
+    else:
+        a64 = a.astype(np.int64, copy=False)
+        ign = a64 == ignore_index
+        bad = ((a64 < 0) | (a64 >= n)) & ~ign
+        out = np.where(ign, n, a64).astype(out_dtype) if a.size else a64.astype(out_dtype)
+        if not bad.any():
+            bad = None
+    if bad is not None and bad.any():
+        v = a[bad].ravel()[0]
+        raise SegflowError(f"{where}: class id {v} is outside 0..{n - 1} (ignore id "
+                           f"{ignore_index}); check the label schema")
+    return out
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray, where: str) -> None:
+    if a.shape != b.shape:
+        raise SegflowError(f"{where}: label maps differ in size: {a.shape[1]}x{a.shape[0]} and "
+                           f"{b.shape[1]}x{b.shape[0]} (W x H); they must match")
+
+
+# ---- pair statistics --------------------------------------------------------------------------
+
+
+def confusion(a: np.ndarray, b: np.ndarray, num_classes: int, *, ignore_index: int = 255,
+              where: str = "agreement") -> np.ndarray:
+    """``(C, C)`` int64 pixel counts, rows = ``a``'s class, columns = ``b``'s; pixels where either
+    map holds the ignore id are left out."""
+    n = _check_n(num_classes)
+    ca = compact(a, n, ignore_index, where=where)
+    cb = compact(b, n, ignore_index, where=where)
+    _same_shape(ca, cb, where)
+    return _confusion_compact(ca, cb, n)
+
+
+def _confusion_compact(ca: np.ndarray, cb: np.ndarray, n: int) -> np.ndarray:
+    m = n + 1  # class ids and the ignore slot
+    if m * m <= 256 and ca.dtype == np.uint8:
+        code = cv2.scaleAdd(ca, m, cb) if ca.size else ca  # a * m + b, exact within a byte
+        hist = cv2.calcHist([code], [0], None, [256], [0, 256])[:, 0] if ca.size else np.zeros(256)
+        counts = np.rint(hist[: m * m]).astype(np.int64)
+    else:
+        code = ca.astype(np.int64) * m + cb
+        counts = np.bincount(code.ravel(), minlength=m * m)
+    return counts.reshape(m, m)[:n, :n].copy()
+
+
+def _disk_offsets(d: int) -> np.ndarray:
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    return np.argwhere(k > 0) - d  # (S, 2): dy, dx
+
+
+def _boundary_labels(c: np.ndarray) -> np.ndarray:
+    """Pixels with an 8-neighbour of another label (the border replicated)."""
+    if c.size == 0:
+        return np.zeros(c.shape, bool)
+    lo = cv2.erode(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
+    hi = cv2.dilate(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
+    return (lo != c) | (hi != c)
+
+
+def _matched(idx: np.ndarray, cls: np.ndarray, other: np.ndarray, d: int, width: int,
+             n: int) -> np.ndarray:
+    """For boundary pixels at flat indices ``idx`` of the padded maps, of classes ``cls``: is
+    there a boundary pixel of the same class in ``other`` (padded by ``d``, flattened; ``n + 1``
+    where not a boundary) within the disk of radius ``d``? ``width``: the padded row length."""
+    offs = _disk_offsets(d)
+    if len(offs) > 81:
+        # Wide disks: one dilation per class is cheaper than visiting every offset.
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+        img = other.reshape(-1, width)
+        out = np.zeros(len(idx), bool)
+        for c in np.unique(cls):
+            near = cv2.dilate((img == c).view(np.uint8), k).ravel() > 0
+            sel = cls == c
+            out[sel] = near[idx[sel]]
+        return out
+    todo = np.arange(len(idx))
+    out = np.zeros(len(idx), bool)
+    # Nearest offsets first; pixels once matched are dropped, so where the annotators agree
+    # most boundary pixels are settled by the first offset.
+    for dy, dx in offs[np.argsort((offs ** 2).sum(1), kind="stable")]:
+        hit = other[idx + (dy * width + dx)] == cls
+        if hit.any():
+            out[todo[hit]] = True
+            keep = ~hit
+            todo, idx, cls = todo[keep], idx[keep], cls[keep]
+            if not len(todo):
+                break
+    return out
+
+
+def boundary_counts(a: np.ndarray, b: np.ndarray, num_classes: int, *, tolerance: int = 2,
+                    ignore_index: int = 255, where: str = "agreement") -> np.ndarray:
+    """``(C, 4)`` int64 per class: (matched boundary pixels of ``b``, boundary pixels of ``b``,
+    matched of ``a``, of ``a``) -- the order of :func:`segflow.metrics.boundary_f1` with ``a``
+    as ground truth. Boundary pixels on an ignore pixel of either map are left out."""
+    n = _check_n(num_classes)
+    d = check_tolerance(tolerance)
+    ca = compact(a, n, ignore_index, where=where)
+    cb = compact(b, n, ignore_index, where=where)
+    _same_shape(ca, cb, where)
+    return _boundary_counts_compact(ca, cb, n, d)
+
+
+def _boundary_counts_compact(ca: np.ndarray, cb: np.ndarray, n: int, d: int) -> np.ndarray:
+    valid = (ca != n) & (cb != n)
+    dt = np.uint16 if n + 1 > 255 else ca.dtype
+    none = n + 1  # not a boundary pixel
+    na = np.where(_boundary_labels(ca) & valid, ca, none).astype(dt, copy=False)
+    nb = np.where(_boundary_labels(cb) & valid, cb, none).astype(dt, copy=False)
+    # Padded by d so that every offset of the disk stays inside; flat indices from here on.
+    pa = np.pad(na, d, constant_values=none).ravel()
+    pb = np.pad(nb, d, constant_values=none).ravel()
+    width = ca.shape[1] + 2 * d
+    ia = np.flatnonzero(pa != none)
+    ib = np.flatnonzero(pb != none)
+    cls_a, cls_b = pa[ia], pb[ib]
+    ma = _matched(ia, cls_a, pb, d, width, n)
+    mb = _matched(ib, cls_b, pa, d, width, n)
+    out = np.zeros((n, 4), np.int64)
+    out[:, 0] = np.bincount(cls_b[mb], minlength=n)[:n]
+    out[:, 1] = np.bincount(cls_b, minlength=n)[:n]
+    out[:, 2] = np.bincount(cls_a[ma], minlength=n)[:n]
+    out[:, 3] = np.bincount(cls_a, minlength=n)[:n]
+    return out
+
+
+# ---- scores from counts -----------------------------------------------------------------------
+
+
+def scores(cm: np.ndarray, bf: np.ndarray | None = None, *,
+           report: np.ndarray | None = None) -> dict:
+    """IoU, Dice (and boundary F1) per class and their means from summed counts.
+
+    ``report``: boolean mask of the classes to score (e.g. without a void label, whose
+    confusion with other classes still counts against them). A class neither side used has
+    no score (NaN) and is left out of the means."""
+    cm = np.asarray(cm, np.float64)
+    n = cm.shape[0]
+    rep = np.ones(n, bool) if report is None else np.asarray(report, bool)
+    tp = np.diag(cm)
+    fp = cm.sum(0) - tp
+    fn = cm.sum(1) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = tp / (tp + fp + fn)
+        dice = 2 * tp / (2 * tp + fp + fn)
+    present = rep & ((tp + fp + fn) > 0)
+    out = {"iou": np.where(present, iou, np.nan), "dice": np.where(present, dice, np.nan),
+           "miou": float(iou[present].mean()) if present.any() else float("nan"),
+           "dice_mean": float(dice[present].mean()) if present.any() else float("nan")}
+    if bf is not None:
+        f1 = bf1_scores(bf)
+        f1 = np.where(rep, f1, np.nan)
+        out["boundary_f1"] = f1
+        out["boundary_f1_mean"] = float(np.nanmean(f1)) if np.isfinite(f1).any() else float("nan")
+    return out
+
+
+def bf1_scores(bf: np.ndarray) -> np.ndarray:
+    """Per-class boundary F1 from ``(C, 4)`` counts; NaN where neither side has a boundary."""
+    mp, np_, mg, ng = (np.asarray(bf, np.float64)[:, i] for i in range(4))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prec = np.where(np_ > 0, mp / np_, 0.0)
+        rec = np.where(ng > 0, mg / ng, 0.0)
+        f1 = np.where(prec + rec > 0, 2 * prec * rec / (prec + rec), 0.0)
+    return np.where((np_ == 0) & (ng == 0), np.nan, f1)
+
+
+@dataclass
+class PairStats:
+    """Summed counts of one pair of annotators (over one image or many)."""
+
+    confusion: np.ndarray
+    boundary: np.ndarray
+
+    def __iadd__(self, other: PairStats) -> PairStats:
+        self.confusion += other.confusion
+        self.boundary += other.boundary
+        return self
+
+    def scores(self, report: np.ndarray | None = None) -> dict:
+        return scores(self.confusion, self.boundary, report=report)
+
+
+def pair_stats(a: np.ndarray, b: np.ndarray, num_classes: int, *, tolerance: int = 2,
+               ignore_index: int = 255, where: str = "agreement") -> PairStats:
+    """Confusion and boundary counts of one pair of label maps, each map read once."""
+    n = _check_n(num_classes)
+    d = check_tolerance(tolerance)
+    ca = compact(a, n, ignore_index, where=where)
+    cb = compact(b, n, ignore_index, where=where)
+    _same_shape(ca, cb, where)
+    return PairStats(_confusion_compact(ca, cb, n), _boundary_counts_compact(ca, cb, n, d))
+
+
+# ---- k annotators -----------------------------------------------------------------------------
+
+
+@dataclass
+class Disagreement:
+    """Per-pixel disagreement of ``k`` annotators.
+
+    Attributes
+    ----------
+    count : (H, W) uint8
+        Annotators whose label differs from the pixel's most-voted label (0: all agree; ignore
+        labels abstain and never count).
+    majority, runner_up : (H, W) int32
+        The most-voted class (ties: the lowest id) and the next one (``ignore_index`` where no
+        annotator voted for another class, or nobody voted).
+    k : int
+        Number of annotators.
+    """
+
+    count: np.ndarray
+    majority: np.ndarray
+    runner_up: np.ndarray
+    k: int
+    ignore_index: int = 255
+    between: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def fraction(self) -> float:
+        """Share of the pixels where at least one annotator disagrees."""
+        return float(np.count_nonzero(self.count)) / self.count.size if self.count.size else 0.0
+
+
+def _compact_all(maps: list[np.ndarray], n: int, ignore_index: int, where: str) -> list[np.ndarray]:
+    if len(maps) < 2:
+        raise SegflowError(f"{where}: agreement needs at least two annotators, got {len(maps)}")
+    if len(maps) > 255:
+        raise SegflowError(f"{where}: at most 255 annotators, got {len(maps)}")
+    cs = [compact(m, n, ignore_index, where=where) for m in maps]
+    for c in cs[1:]:
+        _same_shape(cs[0], c, where)
+    return cs
+
+
+def _used(cs: list[np.ndarray], n: int) -> np.ndarray:
+    used = np.zeros(n + 1, bool)
+    for c in cs:
+        if c.dtype == np.uint8 and c.size:
+            used |= cv2.calcHist([c], [0], None, [256], [0, 256])[: n + 1, 0] > 0
+        else:
+            used |= np.bincount(c.ravel(), minlength=n + 1)[: n + 1] > 0
+    return np.flatnonzero(used[:n])
+
+
+def _top2(cs: list[np.ndarray], n: int):
+    """Streaming top-two vote counts over the classes used: (best, arg, second, arg2) with
+    ``n`` as the label where nobody voted. One pass per class; no (C, H, W) array."""
+    shape = cs[0].shape
+    best1 = np.zeros(shape, np.uint8)
+    best2 = np.zeros(shape, np.uint8)
+    arg1 = np.full(shape, n, np.int32)
+    arg2 = np.full(shape, n, np.int32)
+    c = np.empty(shape, np.uint8)
+    for cid in _used(cs, n):
+        c[...] = 0
+        for x in cs:
+            c += x == cid
+        gt1 = c > best1  # strictly greater: on a tie the lower class id keeps first place
+        gt2 = ~gt1 & (c > best2)
+        np.copyto(best2, best1, where=gt1)
+        np.copyto(arg2, arg1, where=gt1)
+        np.copyto(best2, c, where=gt2)
+        arg2[gt2] = cid
+        np.copyto(best1, c, where=gt1)
+        arg1[gt1] = cid
+    return best1, arg1, best2, arg2
+
+
+def disagreement(maps: list[np.ndarray], num_classes: int, *, ignore_index: int = 255,
+                 where: str = "agreement") -> Disagreement:
+    """The :class:`Disagreement` of two or more label maps of one image."""
+    n = _check_n(num_classes)
+    cs = _compact_all(maps, n, ignore_index, where)
+    lut = np.arange(n + 1, dtype=np.int32)
+    lut[n] = ignore_index
+    if len(cs) == 2:  # the common case (one annotation against another), without vote counts
+        a, b = cs
+        both = (a != n) & (b != n)
+        diff = both & (a != b)
+        lo = np.where(b == n, a, np.where(a == n, b, np.minimum(a, b)))
+        hi = np.where(diff, np.maximum(a, b), n)
+        return Disagreement(diff.view(np.uint8), lut[lo], lut[hi], 2, ignore_index)
+    best1, arg1, _, arg2 = _top2(cs, n)
+    voters = np.zeros(cs[0].shape, np.uint8)
+    for x in cs:
+        voters += x != n
+    return Disagreement(voters - best1, lut[arg1], lut[arg2], len(cs), ignore_index)
+
+
+def majority_vote(maps: list[np.ndarray], num_classes: int, *, ignore_index: int = 255,
+                  tie: str = "lowest", where: str = "consensus") -> np.ndarray:
+    """Per-pixel majority vote of two or more label maps, as int32 class ids.
+
+    Ignore labels abstain; a pixel nobody labelled is ``ignore_index``. ``tie``: where two or
+    more classes share the most votes, ``"lowest"`` takes the lowest class id among them,
+    ``"ignore"`` writes ``ignore_index``."""
+    if tie not in ("lowest", "ignore"):
+        raise ParameterError(f"tie must be 'lowest' or 'ignore', got {tie!r}")
+    n = _check_n(num_classes)
+    cs = _compact_all(maps, n, ignore_index, where)
+    best1, arg1, best2, _ = _top2(cs, n)
+    if tie == "ignore":
+        arg1[(best1 == best2) & (best1 > 0)] = n
+    lut = np.arange(n + 1, dtype=np.int32)
+    lut[n] = ignore_index
+    return lut[arg1]
+
+
+# ---- a whole data set ---------------------------------------------------------------------------
+
+
+class AgreementEvaluator:
+    """Accumulates agreement of ``k`` annotators over images.
+
+    Parameters
+    ----------
+    num_classes : int
+        Class ids are ``0..num_classes-1``.
+    report : boolean array, optional
+        The classes to score (e.g. without a void label added for unlabelled pixels).
+    tolerance : int
+        Boundary tolerance in pixels (0..100).
+    """
+
+    def __init__(self, k: int, num_classes: int, *, ignore_index: int = 255, tolerance: int = 2,
+                 report: np.ndarray | None = None):
+        if k < 2:
+            raise SegflowError(f"agreement needs at least two annotators, got {k}")
+        self.k = k
+        self.n = _check_n(num_classes)
+        self.ignore_index = ignore_index
+        self.tol = check_tolerance(tolerance)
+        self.report = report
+        self.pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+        self.stats = {p: PairStats(np.zeros((self.n, self.n), np.int64),
+                                   np.zeros((self.n, 4), np.int64)) for p in self.pairs}
+
+    def update(self, maps: list[np.ndarray], *, where: str = "agreement") -> dict:
+        """Add one image (``k`` label maps); returns its per-pair scores and disagreement."""
+        if len(maps) != self.k:
+            raise SegflowError(f"{where}: expected {self.k} label maps, got {len(maps)}")
+        cs = [compact(m, self.n, self.ignore_index, where=where) for m in maps]
+        for c in cs[1:]:
+            _same_shape(cs[0], c, where)
+        per_pair = {}
+        for i, j in self.pairs:
+            st = PairStats(_confusion_compact(cs[i], cs[j], self.n),
+                           _boundary_counts_compact(cs[i], cs[j], self.n, self.tol))
+            self.stats[(i, j)] += st
+            per_pair[(i, j)] = st.scores(self.report)
+        return per_pair
+
+    def pair_scores(self) -> dict:
+        return {p: st.scores(self.report) for p, st in self.stats.items()}
+
+    def total(self) -> PairStats:
+        """All pairs summed: per-class figures over every pair of annotators."""
+        out = PairStats(np.zeros((self.n, self.n), np.int64), np.zeros((self.n, 4), np.int64))
+        for st in self.stats.values():
+            out += st
+        return out
+
+    def between(self) -> np.ndarray:
+        """``(C, C)`` symmetric: pixels (summed over pairs) labelled ``i`` by one annotator and
+        ``j`` by the other, diagonal zero."""
+        cm = self.total().confusion
+        out = cm + cm.T
+        np.fill_diagonal(out, 0)
+        return out
