@@ -25,7 +25,7 @@ annotator of a pair in the ground-truth role (:class:`~segflow.metrics.PanopticE
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -130,44 +130,72 @@ def _disk_offsets(d: int) -> np.ndarray:
     return np.argwhere(k > 0) - d  # (S, 2): dy, dx
 
 
-def _boundary_labels(c: np.ndarray) -> np.ndarray:
-    """Pixels with an 8-neighbour of another label (the border replicated)."""
-    if c.size == 0:
-        return np.zeros(c.shape, bool)
+def _boundary_mask(c: np.ndarray) -> np.ndarray:
+    """uint8 mask (255) of the pixels with an 8-neighbour of another label (the border
+    replicated, so the image edge is no boundary)."""
     lo = cv2.erode(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
     hi = cv2.dilate(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
-    return (lo != c) | (hi != c)
+    return cv2.bitwise_or(cv2.compare(lo, c, cv2.CMP_NE), cv2.compare(hi, c, cv2.CMP_NE))
 
 
-def _matched(idx: np.ndarray, cls: np.ndarray, other: np.ndarray, d: int, width: int,
-             n: int) -> np.ndarray:
-    """For boundary pixels at flat indices ``idx`` of the padded maps, of classes ``cls``: is
-    there a boundary pixel of the same class in ``other`` (padded by ``d``, flattened; ``n + 1``
-    where not a boundary) within the disk of radius ``d``? ``width``: the padded row length."""
+def _with_sentinel(c: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``c`` where ``mask`` (uint8 255/0) is set, the dtype's maximum (no class) elsewhere."""
+    inv = cv2.bitwise_not(mask)
+    if c.dtype != np.uint8:
+        inv = inv.astype(c.dtype) * np.array(257, c.dtype)  # 255 -> 65535
+    return cv2.bitwise_or(c, inv)
+
+
+def _matched(idx: np.ndarray, cls: np.ndarray, other: np.ndarray, d: int) -> np.ndarray:
+    """For boundary pixels at flat indices ``idx`` of classes ``cls``: is there a pixel of the
+    same class in ``other`` (classes on its boundary pixels, a sentinel elsewhere) within the
+    disk of radius ``d``?"""
+    h, w = other.shape
     offs = _disk_offsets(d)
+    out = np.zeros(len(idx), bool)
     if len(offs) > 81:
         # Wide disks: one dilation per class is cheaper than visiting every offset.
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
-        img = other.reshape(-1, width)
-        out = np.zeros(len(idx), bool)
         for c in np.unique(cls):
-            near = cv2.dilate((img == c).view(np.uint8), k).ravel() > 0
+            near = cv2.dilate((other == c).view(np.uint8), k).ravel()
             sel = cls == c
-            out[sel] = near[idx[sel]]
+            out[sel] = near[idx[sel]] > 0
         return out
-    todo = np.arange(len(idx))
-    out = np.zeros(len(idx), bool)
-    # Nearest offsets first; pixels once matched are dropped, so where the annotators agree
-    # most boundary pixels are settled by the first offset.
-    for dy, dx in offs[np.argsort((offs ** 2).sum(1), kind="stable")]:
-        hit = other[idx + (dy * width + dx)] == cls
+    offs = offs[np.argsort((offs ** 2).sum(1), kind="stable")]  # nearest first
+    ys, xs = np.divmod(idx, w)
+    inner = (ys >= d) & (ys < h - d) & (xs >= d) & (xs < w - d)
+    # Inside a margin of d every offset stays in the image: plain flat gathers. Pixels once
+    # matched are dropped, so where the maps agree most are settled by the first offset.
+    flat = other.ravel()
+    todo = np.flatnonzero(inner)
+    at, cl = idx[todo], cls[todo]
+    for dy, dx in offs:
+        hit = flat[at + (dy * w + dx)] == cl
         if hit.any():
             out[todo[hit]] = True
             keep = ~hit
-            todo, idx, cls = todo[keep], idx[keep], cls[keep]
+            todo, at, cl = todo[keep], at[keep], cl[keep]
             if not len(todo):
                 break
+    # The few pixels near the image edge: offsets checked against the bounds.
+    todo = np.flatnonzero(~inner)
+    for dy, dx in offs:
+        if not len(todo):
+            break
+        yy, xx = ys[todo] + dy, xs[todo] + dx
+        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        hit = ok & (other[np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)] == cls[todo])
+        out[todo[hit]] = True
+        todo = todo[~hit]
     return out
+
+
+def _class_hist(c: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """Pixels of each class 0..n-1 of ``c`` under ``mask`` (uint8, non-zero = counted)."""
+    if c.dtype == np.uint8:
+        h = cv2.calcHist([c], [0], mask, [256], [0, 256])[:n, 0]
+        return np.rint(h).astype(np.int64)
+    return np.bincount(c[mask > 0].ravel(), minlength=n + 2)[:n].astype(np.int64)
 
 
 def boundary_counts(a: np.ndarray, b: np.ndarray, num_classes: int, *, tolerance: int = 2,
@@ -184,25 +212,45 @@ def boundary_counts(a: np.ndarray, b: np.ndarray, num_classes: int, *, tolerance
 
 
 def _boundary_counts_compact(ca: np.ndarray, cb: np.ndarray, n: int, d: int) -> np.ndarray:
-    valid = (ca != n) & (cb != n)
-    dt = np.uint16 if n + 1 > 255 else ca.dtype
-    none = n + 1  # not a boundary pixel
-    na = np.where(_boundary_labels(ca) & valid, ca, none).astype(dt, copy=False)
-    nb = np.where(_boundary_labels(cb) & valid, cb, none).astype(dt, copy=False)
-    # Padded by d so that every offset of the disk stays inside; flat indices from here on.
-    pa = np.pad(na, d, constant_values=none).ravel()
-    pb = np.pad(nb, d, constant_values=none).ravel()
-    width = ca.shape[1] + 2 * d
-    ia = np.flatnonzero(pa != none)
-    ib = np.flatnonzero(pb != none)
-    cls_a, cls_b = pa[ia], pb[ib]
-    ma = _matched(ia, cls_a, pb, d, width, n)
-    mb = _matched(ib, cls_b, pa, d, width, n)
     out = np.zeros((n, 4), np.int64)
-    out[:, 0] = np.bincount(cls_b[mb], minlength=n)[:n]
-    out[:, 1] = np.bincount(cls_b, minlength=n)[:n]
-    out[:, 2] = np.bincount(cls_a[ma], minlength=n)[:n]
-    out[:, 3] = np.bincount(cls_a, minlength=n)[:n]
+    if ca.size == 0:
+        return out
+    ba = _boundary_mask(ca)
+    bb = _boundary_mask(cb)
+    if ca.max() == n or cb.max() == n:  # some pixels are ignored (n is the ignore slot)
+        valid = cv2.bitwise_and(cv2.compare(ca, n, cv2.CMP_NE), cv2.compare(cb, n, cv2.CMP_NE))
+        ba = cv2.bitwise_and(ba, valid)
+        bb = cv2.bitwise_and(bb, valid)
+    out[:, 1] = _class_hist(cb, bb, n)
+    out[:, 3] = _class_hist(ca, ba, n)
+    out[:, 0] = out[:, 1]
+    out[:, 2] = out[:, 3]
+    # Where both maps are equal over a pixel's 3x3 neighbourhood, a boundary pixel of one is a
+    # boundary pixel of the same class of the other: matched. Only the boundary pixels near a
+    # difference are looked at.
+    diff = cv2.compare(ca, cb, cv2.CMP_NE)
+    if not cv2.countNonZero(diff):
+        return out
+    hot = cv2.dilate(diff, _KERNEL3)
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
+    for src, src_b, oth, oth_b, col in ((ca, ba, cb, bb, 2), (cb, bb, ca, ba, 0)):
+        idx = np.flatnonzero(cv2.bitwise_and(src_b, hot))
+        if not len(idx):
+            continue
+        cls = src.ravel()[idx]
+        # The lowest and highest class among the other map's boundary pixels in the disk
+        # around each pixel (two morphology passes). Both are classes present there, so a
+        # pixel whose class is one of them is matched, and one outside [lowest, highest] is
+        # not; only pixels strictly between (three or more classes meet) are looked up.
+        other = _with_sentinel(oth, oth_b)
+        lowest = cv2.erode(other, disk).ravel()[idx]
+        plus1 = cv2.add(oth, np.ones_like(oth), dst=np.zeros_like(oth), mask=oth_b)  # class+1 or 0
+        highest = cv2.dilate(plus1, disk).ravel()[idx].astype(np.int64) - 1
+        found = (lowest == cls) | (highest == cls)
+        unsure = ~found & (lowest < cls) & (highest > cls)
+        if unsure.any():
+            found[unsure] = _matched(idx[unsure], cls[unsure], other, d)
+        out[:, col] -= np.bincount(cls[~found], minlength=n)[:n]
     return out
 
 
@@ -277,7 +325,6 @@ def pair_stats(a: np.ndarray, b: np.ndarray, num_classes: int, *, tolerance: int
 # ---- k annotators -----------------------------------------------------------------------------
 
 
-@dataclass
 class Disagreement:
     """Per-pixel disagreement of ``k`` annotators.
 
@@ -288,22 +335,33 @@ class Disagreement:
         labels abstain and never count).
     majority, runner_up : (H, W) int32
         The most-voted class (ties: the lowest id) and the next one (``ignore_index`` where no
-        annotator voted for another class, or nobody voted).
+        annotator voted for another class, or nobody voted); computed when first read.
     k : int
         Number of annotators.
     """
 
-    count: np.ndarray
-    majority: np.ndarray
-    runner_up: np.ndarray
-    k: int
-    ignore_index: int = 255
-    between: np.ndarray | None = field(default=None, repr=False)
+    def __init__(self, count: np.ndarray, k: int, ignore_index: int, n: int,
+                 top: np.ndarray, second: np.ndarray):
+        self.count, self.k, self.ignore_index = count, k, ignore_index
+        self._n, self._top, self._second = n, top, second
+
+    def _labels(self, m: np.ndarray) -> np.ndarray:
+        out = m.astype(np.int32)
+        out[m == self._n] = self.ignore_index
+        return out
+
+    @property
+    def majority(self) -> np.ndarray:
+        return self._labels(self._top)
+
+    @property
+    def runner_up(self) -> np.ndarray:
+        return self._labels(self._second)
 
     @property
     def fraction(self) -> float:
         """Share of the pixels where at least one annotator disagrees."""
-        return float(np.count_nonzero(self.count)) / self.count.size if self.count.size else 0.0
+        return cv2.countNonZero(self.count) / self.count.size if self.count.size else 0.0
 
 
 def _compact_all(maps: list[np.ndarray], n: int, ignore_index: int, where: str) -> list[np.ndarray]:
@@ -356,20 +414,24 @@ def disagreement(maps: list[np.ndarray], num_classes: int, *, ignore_index: int 
     """The :class:`Disagreement` of two or more label maps of one image."""
     n = _check_n(num_classes)
     cs = _compact_all(maps, n, ignore_index, where)
-    lut = np.arange(n + 1, dtype=np.int32)
-    lut[n] = ignore_index
+    if cs[0].size == 0:
+        z = np.zeros(cs[0].shape, np.uint8)
+        return Disagreement(z, len(cs), ignore_index, n, z, z)
     if len(cs) == 2:  # the common case (one annotation against another), without vote counts
         a, b = cs
-        both = (a != n) & (b != n)
-        diff = both & (a != b)
-        lo = np.where(b == n, a, np.where(a == n, b, np.minimum(a, b)))
-        hi = np.where(diff, np.maximum(a, b), n)
-        return Disagreement(diff.view(np.uint8), lut[lo], lut[hi], 2, ignore_index)
+        diff = cv2.compare(a, b, cv2.CMP_NE)
+        lo, hi = cv2.min(a, b), cv2.max(a, b)  # the ignore slot n is above every class
+        if hi.max() == n:  # someone abstained: the other's label stands, and nobody differs
+            both = cv2.bitwise_and(cv2.compare(a, n, cv2.CMP_NE), cv2.compare(b, n, cv2.CMP_NE))
+            diff = cv2.bitwise_and(diff, both)
+        second = hi.copy()
+        second[diff == 0] = n
+        return Disagreement(cv2.min(diff, 1), 2, ignore_index, n, lo, second)
     best1, arg1, _, arg2 = _top2(cs, n)
     voters = np.zeros(cs[0].shape, np.uint8)
     for x in cs:
         voters += x != n
-    return Disagreement(voters - best1, lut[arg1], lut[arg2], len(cs), ignore_index)
+    return Disagreement(voters - best1, len(cs), ignore_index, n, arg1, arg2)
 
 
 def majority_vote(maps: list[np.ndarray], num_classes: int, *, ignore_index: int = 255,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -126,11 +128,7 @@ def draw_disagreement(
             raise ValueError(f"image is {rgb.shape[1]}x{rgb.shape[0]}, the disagreement map "
                              f"{count.shape[1]}x{count.shape[0]}")
     rgb = cv2.convertScaleAbs(rgb, alpha=1.0 - dim)  # a dimmed copy; never the caller's array
-    # Ramp over 1..k-1: yellow (255, 220, 0) to red (230, 0, 0), as a 256-entry lookup table.
-    lut = np.zeros((256, 1, 3), np.uint8)
-    t = np.clip((np.arange(256) - 1) / max(k - 2, 1), 0, 1)
-    lut[1:, 0, 0] = (255 - 25 * t[1:]).astype(np.uint8)
-    lut[1:, 0, 1] = (220 * (1 - t[1:])).astype(np.uint8)
+    lut = heat_palette(k)[:, None, :]
     idx = np.minimum(count, 255).astype(np.uint8)
     fg = (idx > 0).view(np.uint8)
     if fg.any():
@@ -138,6 +136,36 @@ def draw_disagreement(
         blend = cv2.addWeighted(rgb, 1.0 - alpha, colour, alpha, 0.0)
         cv2.copyTo(blend, fg, rgb)
     return rgb
+
+
+def heat_palette(k: int) -> np.ndarray:
+    """``(256, 3)`` uint8 colours for disagreement counts 0..255 of ``k`` annotators: 0 black
+    (untinted), then a ramp over 1..k-1 from yellow (255, 220, 0) to red (230, 0, 0)."""
+    lut = np.zeros((256, 3), np.uint8)
+    t = np.clip((np.arange(256) - 1) / max(int(k) - 2, 1), 0, 1)
+    lut[1:, 0] = (255 - 25 * t[1:]).astype(np.uint8)
+    lut[1:, 1] = (220 * (1 - t[1:])).astype(np.uint8)
+    return lut
+
+
+def heatmap_png(count: np.ndarray, k: int, *, alpha: float = 0.65) -> bytes:
+    """The disagreement heat-map alone as an indexed PNG to lay over the image (in a browser):
+    agreeing pixels transparent, the others tinted as in :func:`draw_disagreement` with
+    opacity ``alpha``. One byte per pixel, so a 1-MP map encodes in a few milliseconds."""
+    from PIL import Image
+
+    count = np.asarray(count)
+    if count.ndim != 2:
+        raise ValueError(f"count must be (H, W), got shape {count.shape}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in 0..1, got {alpha}")
+    idx = np.ascontiguousarray(np.minimum(count, 255), dtype=np.uint8)
+    img = Image.frombuffer("P", (idx.shape[1], idx.shape[0]), idx, "raw", "P", 0, 1)
+    img.putpalette(heat_palette(k).reshape(-1).tolist())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1,
+             transparency=bytes([0] + [int(round(alpha * 255))] * 255))
+    return buf.getvalue()
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
