@@ -266,3 +266,68 @@ def test_instance_consensus_hand_computed():
     assert len(instance_consensus(ann[:2])) == 1
     staple_out = instance_consensus(ann, method="staple")
     assert len(staple_out) == 2
+
+
+# ---- one annotation against a reference ------------------------------------------------------
+
+
+def test_error_kinds_hand_worked():
+    ref = np.array([[0, 1, 1, 2], [0, 0, 255, 2]], np.uint8)
+    ann = np.array([[1, 0, 1, 1], [0, 2, 1, 255]], np.uint8)
+    # (0,0) over-painted; (0,1) missed; (0,2) agree; (0,3) wrong class;
+    # (1,0) agree; (1,1) over-painted; (1,2) and (1,3) ignored by one side
+    want = [[2, 1, 0, 3], [0, 2, 0, 0]]
+    np.testing.assert_array_equal(ag.error_kinds(ann, ref, 3, background=0), want)
+    np.testing.assert_array_equal(ag.error_kinds(ann, ref, 3), [[3, 3, 0, 3], [0, 3, 0, 0]])
+    with pytest.raises(SegflowError, match="background"):
+        ag.error_kinds(ann, ref, 3, background=7)
+
+
+def test_score_against_reference_semantic():
+    import io
+
+    from PIL import Image
+
+    from segflow.annotations import LabelSchema
+    from segflow.quality import score_against_reference
+
+    schema = LabelSchema.from_list([{"id": 0, "name": "bg"}, {"id": 1, "name": "cell"}])
+    ref = np.zeros((20, 20), np.uint8)
+    ref[5:15, 5:15] = 1
+    ann = np.zeros_like(ref)
+    ann[5:15, 7:17] = 1  # two columns missed on the left, two over-painted on the right
+    r = score_against_reference(ann, ref, schema, tolerance=0)
+    assert r.pixels == {"missed": 20, "overpainted": 20, "wrong_class": 0, "total": 400}
+    iou_cell = 80 / 120
+    iou_bg = 280 / 320
+    assert r.per_class["cell"]["iou"] == pytest.approx(iou_cell)
+    assert r.score == r.miou == pytest.approx((iou_cell + iou_bg) / 2)
+    png = Image.open(io.BytesIO(r.heatmap_png))
+    assert png.size == (20, 20) and png.mode == "P"
+    kinds = np.asarray(png)
+    assert kinds[10, 5] == 1 and kinds[10, 16] == 2 and kinds[10, 10] == 0
+    same = score_against_reference(ref, ref, schema, metric="boundary_f1")
+    assert same.score == 1.0 and same.pixels["missed"] == same.pixels["overpainted"] == 0
+    with pytest.raises(SegflowError, match="does not fit"):
+        score_against_reference(ann, ref, schema, metric="pq")
+    with pytest.raises(SegflowError, match="differ in size"):
+        score_against_reference(ann[:10], ref, schema)
+
+
+def test_score_against_reference_panoptic_pq_is_the_evaluators():
+    from segflow.metrics import PanopticEvaluator
+    from segflow.quality import score_against_reference
+    from segflow.synth import schema_of, synthesize
+    from segflow.synth.annotators import simulate_annotator
+
+    schema = schema_of("street")
+    s = synthesize("street", seed=4, size=96)
+    ann = simulate_annotator(s.panoptic, schema, seed=1, grow=2, drop=0.3)
+    r = score_against_reference(ann, s.panoptic, schema, task="panoptic")
+    ev = PanopticEvaluator(schema)
+    ev.update(s.panoptic, ann)
+    assert r.score == r.pq == pytest.approx(ev.compute().pq)
+    assert r.pixels["overpainted"] > 0  # objects grown over the road
+    inst = score_against_reference(s.panoptic.to_instances(), s.panoptic, schema, task="instance")
+    assert inst.score == 1.0 and inst.miou == 1.0
+    assert set(inst.to_dict()) >= {"score", "per_class", "pixels"}

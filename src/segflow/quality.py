@@ -16,11 +16,12 @@ What is compared, per task:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from segflow.annotations import LabelSchema, Panoptic, SemanticMask, panoptic_from
+from segflow.annotations import Instances, LabelSchema, Panoptic, SemanticMask, panoptic_from
 from segflow.errors import SegflowError
 from segflow.formats import Dataset, Item, open_dataset
 from segflow.metrics.agreement import AgreementEvaluator, check_tolerance, disagreement
@@ -253,4 +254,106 @@ def consensus(paths: list[str | Path], out: str | Path, *, task: str = "semantic
             "images": len(sets[0]), "outputs": [str(out)]}
 
 
-__all__ = ["TASKS", "agree", "consensus", "open_annotators"]
+# ---- one annotation against a reference (qualification, honeypots) ---------------------------
+
+METRICS = {"semantic": ("miou", "boundary_f1"), "instance": ("pq", "miou", "boundary_f1"),
+           "panoptic": ("pq", "miou", "boundary_f1")}
+
+
+@dataclass
+class ReferenceScore:
+    """An annotation scored against a reference: ``score`` is the chosen ``metric`` (None when
+    nothing could be scored); ``pixels`` counts the errors by kind; ``heatmap_png`` is the
+    error map (missed blue, over-painted red, wrong class yellow) as an indexed PNG with
+    transparency, to lay over the image."""
+
+    metric: str
+    score: float | None
+    miou: float | None
+    boundary_f1: float | None
+    pq: float | None
+    per_class: dict
+    pixels: dict
+    heatmap_png: bytes = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "score": self.score, "miou": self.miou,
+                "boundary_f1": self.boundary_f1, "pq": self.pq, "per_class": self.per_class,
+                "pixels": self.pixels}
+
+
+def score_against_reference(annotation, reference, schema: LabelSchema, *,
+                            task: str = "semantic", metric: str | None = None,
+                            tolerance: int = 2, background: int | None = None) -> ReferenceScore:
+    """Score one annotation of an image against its reference labels.
+
+    Parameters
+    ----------
+    annotation, reference
+        ``semantic``: ``(H, W)`` class-id arrays (or :class:`SemanticMask`); ``instance`` and
+        ``panoptic``: :class:`Panoptic` or :class:`Instances`.
+    metric : {"miou", "boundary_f1", "pq"}, optional
+        The figure returned as ``score``: by default mIoU for semantic, PQ otherwise.
+    background : int or list of int, optional
+        Semantic only: the class(es) that mean "nothing here", which separate missed and
+        over-painted pixels from wrong classes (default: class 0 when the schema has one).
+        For instance and panoptic labels, the stuff classes and unlabelled pixels play that
+        part: a thing drawn over the road is over-painted.
+
+    The reference is the ground truth of PQ (COCO panoptic rules); IoU, Dice and boundary F1
+    are symmetric.
+    """
+    from segflow.metrics.agreement import error_kinds, pair_stats
+    from segflow.ops.draw import error_map_png
+
+    _check_task(task)
+    metric = metric or METRICS[task][0]
+    if metric not in METRICS[task]:
+        raise SegflowError(f"metric {metric!r} does not fit task {task}; use one of "
+                           f"{', '.join(METRICS[task])}")
+    names = schema.names_by_id()
+    pq = None
+    if task == "semantic":
+        a, r = (x.ids if isinstance(x, SemanticMask) else np.asarray(x)
+                for x in (annotation, reference))
+        n, ignore = schema.num_classes, schema.ignore_index
+        if background is None and 0 in schema.ids:
+            background = 0
+    else:
+        pa, pr = (_as_panoptic(x, schema, task) for x in (annotation, reference))
+        if pa.seg_ids.shape != pr.seg_ids.shape:
+            raise SegflowError(f"annotation is {pa.seg_ids.shape[1]}x{pa.seg_ids.shape[0]}, the "
+                               f"reference {pr.seg_ids.shape[1]}x{pr.seg_ids.shape[0]}")
+        n, ignore = schema.num_classes + 1, -1
+        void = schema.num_classes  # unlabelled pixels
+        a, r = pa.category_map(void), pr.category_map(void)
+        background = [*schema.stuff_ids, void]
+        ev = PanopticEvaluator(schema)
+        ev.update(pr, pa, where="reference")
+        res = ev.compute()
+        pq = res.pq if res.n_classes else None
+    report = np.zeros(n, bool)
+    report[schema.ids] = True
+    s = pair_stats(r, a, n, tolerance=tolerance, ignore_index=ignore, where="reference").scores(report)
+    kinds = error_kinds(a, r, n, background=background, ignore_index=ignore)
+    counts = np.bincount(kinds.ravel(), minlength=4)
+    per_class = {names[c]: {"id": int(c), "iou": _num(s["iou"][c]), "dice": _num(s["dice"][c]),
+                            "boundary_f1": _num(s["boundary_f1"][c])}
+                 for c in schema.ids if np.isfinite(s["iou"][c])}
+    figures = {"miou": _num(s["miou"]), "boundary_f1": _num(s["boundary_f1_mean"]), "pq": pq}
+    return ReferenceScore(metric, figures[metric], figures["miou"], figures["boundary_f1"], pq,
+                          per_class, {"missed": int(counts[1]), "overpainted": int(counts[2]),
+                                      "wrong_class": int(counts[3]), "total": int(kinds.size)},
+                          error_map_png(kinds))
+
+
+def _as_panoptic(x, schema: LabelSchema, task: str) -> Panoptic:
+    if isinstance(x, Instances):
+        return panoptic_from(None, x, schema)
+    if isinstance(x, Panoptic):
+        return panoptic_from(None, x.to_instances(), schema) if task == "instance" else x
+    raise SegflowError(f"task {task} needs Panoptic or Instances labels, got {type(x).__name__}")
+
+
+__all__ = ["TASKS", "ReferenceScore", "agree", "consensus", "open_annotators",
+           "score_against_reference"]

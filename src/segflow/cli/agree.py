@@ -71,12 +71,15 @@ def _print_agreement(res: dict) -> None:
 
     out = Console()
     has_pq = res["task"] != "semantic"
+    short = {p: Path(p).name for p in res["annotators"]}
+    if len(set(short.values())) < len(short):  # same folder names: show the paths
+        short = {p: p for p in res["annotators"]}
     t = Table(title=f"agreement ({res['task']}, {res['images']} images, boundary tolerance "
                     f"{res['tolerance']} px)")
     for c in ("annotator", "annotator", "mIoU", "Dice", "boundary F1", *(["PQ"] if has_pq else [])):
         t.add_column(c, overflow="fold")
     for p in res["pairs"]:
-        t.add_row(p["a"], p["b"], _f(p["miou"]), _f(p["dice"]), _f(p["boundary_f1"]),
+        t.add_row(short[p["a"]], short[p["b"]], _f(p["miou"]), _f(p["dice"]), _f(p["boundary_f1"]),
                   *([_f(p["pq"])] if has_pq else []))
     out.print(t)
     t = Table(title="per class (all pairs)")

@@ -453,6 +453,48 @@ def majority_vote(maps: list[np.ndarray], num_classes: int, *, ignore_index: int
     return lut[arg1]
 
 
+# ---- one annotation against a reference --------------------------------------------------------
+
+AGREE, MISSED, OVERPAINTED, WRONG_CLASS = 0, 1, 2, 3
+
+
+def error_kinds(annotation: np.ndarray, reference: np.ndarray, num_classes: int, *,
+                background=None, ignore_index: int = 255,
+                where: str = "reference") -> np.ndarray:
+    """Where and how an annotation departs from a reference, per pixel (uint8):
+
+    * 0 (``AGREE``): same class, or ignored by either side;
+    * 1 (``MISSED``): the reference has a foreground class, the annotation a background one;
+    * 2 (``OVERPAINTED``): the annotation has a foreground class where the reference has a
+      background one;
+    * 3 (``WRONG_CLASS``): both foreground, or both background, and different (every
+      difference when ``background`` is None).
+
+    ``background``: a class id or ids meaning "nothing painted here" (a background class; for
+    panoptic labels the stuff classes and void).
+    """
+    n = _check_n(num_classes)
+    ca = compact(annotation, n, ignore_index, where=where)
+    cr = compact(reference, n, ignore_index, where=where)
+    _same_shape(ca, cr, where)
+    out = cv2.compare(ca, cr, cv2.CMP_NE)
+    if ca.size and (ca.max() == n or cr.max() == n):
+        out = cv2.bitwise_and(out, cv2.bitwise_and(cv2.compare(ca, n, cv2.CMP_NE),
+                                                   cv2.compare(cr, n, cv2.CMP_NE)))
+    out = cv2.min(out, WRONG_CLASS)
+    if background is not None and out.size:
+        ids = np.atleast_1d(np.asarray(background))
+        if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= n:
+            raise ParameterError(f"background must be class ids 0..{n - 1}, got {background!r}")
+        is_bg = np.zeros(max(n + 1, 256) if ca.dtype == np.uint8 else 65536, bool)
+        is_bg[ids] = True
+        bg_a, bg_r = is_bg[ca], is_bg[cr]
+        diff = out > 0
+        out[diff & bg_a & ~bg_r] = MISSED
+        out[diff & bg_r & ~bg_a] = OVERPAINTED
+    return out
+
+
 # ---- a whole data set ---------------------------------------------------------------------------
 
 

@@ -168,6 +168,31 @@ def heatmap_png(count: np.ndarray, k: int, *, alpha: float = 0.65) -> bytes:
     return buf.getvalue()
 
 
+#: colours of :func:`segflow.metrics.agreement.error_kinds`: missed (blue), over-painted (red),
+#: wrong class (yellow)
+ERROR_COLOURS = ((0, 0, 0), (40, 120, 255), (235, 40, 40), (255, 210, 0))
+
+
+def error_map_png(kinds: np.ndarray, *, alpha: float = 0.7) -> bytes:
+    """An annotation's errors against a reference (``error_kinds``: 0 agree, 1 missed,
+    2 over-painted, 3 wrong class) as an indexed PNG to lay over the image: agreeing pixels
+    transparent, the others in :data:`ERROR_COLOURS` with opacity ``alpha``."""
+    from PIL import Image
+
+    kinds = np.asarray(kinds)
+    if kinds.ndim != 2:
+        raise ValueError(f"kinds must be (H, W), got shape {kinds.shape}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in 0..1, got {alpha}")
+    idx = np.ascontiguousarray(np.minimum(kinds, 3), dtype=np.uint8)
+    img = Image.frombuffer("P", (idx.shape[1], idx.shape[0]), idx, "raw", "P", 0, 1)
+    img.putpalette([v for c in ERROR_COLOURS for v in c])
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1,
+             transparency=bytes([0] + [int(round(alpha * 255))] * 3))
+    return buf.getvalue()
+
+
 def png_bytes(rgb: np.ndarray) -> bytes:
     """An RGB (or grey) uint8 image as PNG bytes (zlib level 1: fast, for web responses)."""
     arr = np.asarray(rgb)
