@@ -8,9 +8,9 @@ Cases and goals (issue 9):
            than torchmetrics' MulticlassJaccardIndex (validate_args=False, its fastest setting;
            torch on 2 threads). Also segflow's full pair agreement (IoU, Dice and boundary F1
            at 2 px) against the same peer, which computes IoU only.
-  latency  one 1-MP pair as a studio submit would compute it (IoU/Dice, boundary F1, the
-           disagreement map and its heat-map as an indexed PNG to lay over the image):
-           p95 under 50 ms.
+  latency  one 1-MP annotation scored against a reference as a studio submit would
+           (segflow.quality.score_against_reference: IoU/Dice, boundary F1, PQ for panoptic,
+           the error map as an indexed PNG to lay over the image): p95 under 50 ms.
 
 The label maps are synthetic street scenes (9 classes) and a simulated annotator's redrawing
 (objects over-painted by 2 px, some missed or mislabelled), 8 distinct pairs cycled.
@@ -92,28 +92,33 @@ def bench_pairs(n_pairs: int = 1000) -> list[dict]:
 
 
 def bench_latency(n_calls: int = 200) -> list[dict]:
-    from segflow.metrics.agreement import disagreement, pair_stats
-    from segflow.ops.draw import heatmap_png
+    from segflow.metrics.agreement import pair_stats
+    from segflow.quality import score_against_reference
+    from segflow.synth import schema_of, synthesize
+    from segflow.synth.annotators import simulate_annotator
 
     pairs, schema = fixtures(4)
     n = schema.num_classes
-
-    def metrics(a, b):
-        return pair_stats(a, b, n, tolerance=2).scores()
-
-    def submit(a, b):
-        s = metrics(a, b)
-        d = disagreement([a, b], n)
-        return s, heatmap_png(d.count, 2)
-
+    pans = []
+    for i in range(4):
+        s = synthesize("street", seed=3, index=i, size=1024)
+        pans.append((simulate_annotator(s.panoptic, schema, seed=i, grow=2, drop=0.1,
+                                        relabel=0.1), s.panoptic))
+    cases = (
+        ("IoU/Dice/boundary F1", pairs, lambda a, r: pair_stats(a, r, n, tolerance=2).scores()),
+        ("score_against_reference, semantic (+ error-map PNG)", pairs,
+         lambda a, r: score_against_reference(a, r, schema)),
+        ("score_against_reference, panoptic (+ PQ, error-map PNG)", pans,
+         lambda a, r: score_against_reference(a, r, schema_of("street"), task="panoptic")),
+    )
     out = []
-    for name, fn in (("metrics", metrics), ("metrics + heat-map PNG", submit)):
-        fn(*pairs[0])
+    for name, data, fn in cases:
+        fn(*data[0])
         times = []
         for i in range(n_calls):
-            a, b = pairs[i % len(pairs)]
+            a, r = data[i % len(data)]
             t0 = time.perf_counter()
-            fn(a, b)
+            fn(a, r)
             times.append(time.perf_counter() - t0)
         p50, p95 = np.percentile(times, [50, 95])
         print(f"latency, one 1-MP pair, {name}: p50 {p50 * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms "

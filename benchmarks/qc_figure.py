@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segflow.metrics.agreement import disagreement, majority_vote
+from segflow.metrics.voting import disagreement, majority_vote
 from segflow.ops.draw import draw_disagreement, draw_overlay
 from segflow.synth import schema_of, synthesize
 from segflow.synth.annotators import STYLES, simulate_annotator

@@ -10,7 +10,7 @@ import pytest
 
 from segflow.formats import open_dataset
 from segflow.metrics import PanopticEvaluator
-from segflow.metrics.agreement import majority_vote
+from segflow.metrics.voting import majority_vote
 from segflow.synth.annotators import export_annotators, simulate_annotator
 from tests.test_cli import assert_one_line_error, segflow
 

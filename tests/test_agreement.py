@@ -12,6 +12,7 @@ from segflow.annotations import Instance, Instances
 from segflow.errors import SegflowError
 from segflow.metrics import agreement as ag
 from segflow.metrics import boundary_f1
+from segflow.metrics import voting as vt
 from segflow.metrics.consensus import (
     instance_consensus,
     iou_matrix,
@@ -82,7 +83,7 @@ def test_bad_label_maps_and_parameters():
     assert ag.confusion(empty, empty, 3).sum() == 0
     assert ag.boundary_counts(empty, empty, 3).sum() == 0
     assert np.isnan(ag.pair_stats(empty, empty, 3).scores()["miou"])
-    assert ag.disagreement([empty, empty, empty], 3).fraction == 0.0
+    assert vt.disagreement([empty, empty, empty], 3).fraction == 0.0
 
 
 # ---- boundary F1 --------------------------------------------------------------------------------
@@ -131,11 +132,11 @@ def test_majority_vote_hand_computed():
     # column by column: {0,0,1} -> 0; {1,2,1} -> 1; {2,2,0} -> 2; {-,1,2} tie -> 1 (lowest);
     # {3,3,3} -> 3; {3,1,2} three-way tie -> 1; {1,-,-} -> 1; nobody -> 255
     want = np.array([[0, 1, 2, 1], [3, 1, 1, 255]])
-    np.testing.assert_array_equal(ag.majority_vote([a1, a2, a3], 4), want)
+    np.testing.assert_array_equal(vt.majority_vote([a1, a2, a3], 4), want)
     tie = want.copy()
     tie[0, 3] = tie[1, 1] = 255
-    np.testing.assert_array_equal(ag.majority_vote([a1, a2, a3], 4, tie="ignore"), tie)
-    d = ag.disagreement([a1, a2, a3], 4)
+    np.testing.assert_array_equal(vt.majority_vote([a1, a2, a3], 4, tie="ignore"), tie)
+    d = vt.disagreement([a1, a2, a3], 4)
     np.testing.assert_array_equal(d.count, [[1, 1, 1, 1], [0, 2, 0, 0]])
     np.testing.assert_array_equal(d.runner_up, [[1, 2, 0, 2], [255, 2, 255, 255]])
     np.testing.assert_array_equal(semantic_consensus([a1, a2, a3], 4), want)
@@ -149,7 +150,7 @@ def test_disagreement_matches_brute_force(k):
         maps = [rng.integers(0, n + 1, (6, 7)).astype(np.uint8) for _ in range(k)]
         for m in maps:
             m[m == n] = 255
-        d = ag.disagreement(maps, n)
+        d = vt.disagreement(maps, n)
         st = np.stack(maps)
         for y, x in np.ndindex(6, 7):
             v = [int(t) for t in st[:, y, x] if t != 255]
@@ -167,9 +168,9 @@ def test_disagreement_matches_brute_force(k):
 def test_fewer_than_two_annotators():
     a = np.zeros((3, 3), np.uint8)
     with pytest.raises(SegflowError, match="at least two annotators"):
-        ag.disagreement([a], 2)
+        vt.disagreement([a], 2)
     with pytest.raises(SegflowError, match="at least two annotators"):
-        ag.majority_vote([a], 2)
+        vt.majority_vote([a], 2)
     with pytest.raises(SegflowError, match="at least two annotators"):
         ag.AgreementEvaluator(1, 2)
 
@@ -193,7 +194,7 @@ def test_staple_equals_simpleitk(seed):
                                             for m in maps]))
     np.testing.assert_array_equal(staple(maps, 8), ref)
     # STAPLE weighs the annotators: it recovers the truth at least as well as their majority.
-    assert (staple(maps, 8) == truth).mean() >= (ag.majority_vote(maps, 8) == truth).mean() - 0.01
+    assert (staple(maps, 8) == truth).mean() >= (vt.majority_vote(maps, 8) == truth).mean() - 0.01
 
 
 def test_staple_with_ignore_and_unanimous():

@@ -24,8 +24,9 @@ import numpy as np
 from segflow.annotations import Instances, LabelSchema, Panoptic, SemanticMask, panoptic_from
 from segflow.errors import SegflowError
 from segflow.formats import Dataset, Item, open_dataset
-from segflow.metrics.agreement import AgreementEvaluator, check_tolerance, disagreement
+from segflow.metrics.agreement import AgreementEvaluator, check_tolerance
 from segflow.metrics.panoptic import PanopticEvaluator
+from segflow.metrics.voting import disagreement
 
 TASKS = ("semantic", "instance", "panoptic")
 

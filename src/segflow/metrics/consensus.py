@@ -25,7 +25,8 @@ from pycocotools import mask as mask_utils
 
 from segflow.annotations import Instance, Instances, LabelSchema, Panoptic, SemanticMask, panoptic_from
 from segflow.errors import ParameterError, SegflowError
-from segflow.metrics.agreement import _check_n, _compact_all, majority_vote
+from segflow.metrics.agreement import _check_n
+from segflow.metrics.voting import _compact_all, majority_vote
 
 METHODS = ("majority", "staple")
 
