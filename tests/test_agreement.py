@@ -332,3 +332,28 @@ def test_score_against_reference_panoptic_pq_is_the_evaluators():
     inst = score_against_reference(s.panoptic.to_instances(), s.panoptic, schema, task="instance")
     assert inst.score == 1.0 and inst.miou == 1.0
     assert set(inst.to_dict()) >= {"score", "per_class", "pixels"}
+
+
+def test_heat_map_drawing_round_trips():
+    import io
+
+    from PIL import Image
+
+    from segflow.ops.draw import draw_disagreement, heat_palette, heatmap_png
+
+    count = np.array([[0, 1, 2], [0, 0, 2]], np.uint8)
+    img = np.full((2, 3, 3), 200, np.uint8)
+    out = draw_disagreement(count, 3, img, dim=0.5)
+    assert out[0, 0].tolist() == [100, 100, 100]  # agreeing: only dimmed
+    assert out[0, 1, 0] > out[0, 1, 2] and out[0, 2, 1] < out[0, 1, 1]  # yellow, then red
+    assert (img == 200).all()  # never the caller's array
+    png = Image.open(io.BytesIO(heatmap_png(count, 3)))
+    np.testing.assert_array_equal(np.asarray(png), count)
+    assert png.info["transparency"][0] == 0 and png.info["transparency"][1] > 0
+    np.testing.assert_array_equal(np.asarray(png.getpalette()[:9]).reshape(3, 3), heat_palette(3)[:3])
+    with pytest.raises(ValueError):
+        draw_disagreement(count[None], 3)
+    with pytest.raises(ValueError):
+        draw_disagreement(count, 3, img[:1])
+    with pytest.raises(ValueError):
+        heatmap_png(count, 3, alpha=float("nan"))
