@@ -357,3 +357,33 @@ def test_heat_map_drawing_round_trips():
         draw_disagreement(count, 3, img[:1])
     with pytest.raises(ValueError):
         heatmap_png(count, 3, alpha=float("nan"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 4), st.data())
+def test_pair_statistics_property(h, w, tol, data):
+    n = data.draw(st.integers(1, 6))
+    labels = st.sampled_from([*range(n), 255])
+    a = data.draw(arrays(np.uint8, (h, w), elements=labels))
+    b = data.draw(arrays(np.uint8, (h, w), elements=labels))
+    keep = (a != 255) & (b != 255)
+    ref = np.zeros((n, n), np.int64)
+    np.add.at(ref, (a[keep].astype(int), b[keep].astype(int)), 1)
+    st_ = ag.pair_stats(a, b, n, tolerance=tol)
+    np.testing.assert_array_equal(st_.confusion, ref)
+    for c in range(n):
+        assert tuple(st_.boundary[c]) == boundary_f1(a, b, c, tol, keep)
+    # the two-annotator disagreement map and the error kinds, on the same tiny maps
+    d = vt.disagreement([a, b], n)
+    np.testing.assert_array_equal(d.count, (keep & (a != b)).astype(np.uint8))
+    both_ign = (a == 255) & (b == 255)
+    want_major = np.where(a == 255, b, np.where(b == 255, a, np.minimum(a, b)))
+    np.testing.assert_array_equal(d.majority, np.where(both_ign, 255, want_major))
+    kinds = ag.error_kinds(a, b, n, background=0)
+    np.testing.assert_array_equal(kinds > 0, keep & (a != b))
+    np.testing.assert_array_equal(kinds == 1, keep & (a == 0) & (b != 0))

@@ -97,6 +97,12 @@ def compact(labels: np.ndarray, num_classes: int, ignore_index: int = 255,
     return out
 
 
+def ne(c: np.ndarray, value: int) -> np.ndarray:
+    """uint8 mask (255) of the pixels of ``c`` not equal to ``value`` (OpenCV's compare,
+    array to array: a Python scalar is ambiguous to OpenCV for arrays of up to four pixels)."""
+    return cv2.compare(c, np.full_like(c, value), cv2.CMP_NE)
+
+
 def _same_shape(a: np.ndarray, b: np.ndarray, where: str) -> None:
     if a.shape != b.shape:
         raise SegflowError(f"{where}: label maps differ in size: {a.shape[1]}x{a.shape[0]} and "
@@ -222,7 +228,7 @@ def _boundary_counts_compact(ca: np.ndarray, cb: np.ndarray, n: int, d: int) -> 
     ba = _boundary_mask(ca)
     bb = _boundary_mask(cb)
     if ca.max() == n or cb.max() == n:  # some pixels are ignored (n is the ignore slot)
-        valid = cv2.bitwise_and(cv2.compare(ca, n, cv2.CMP_NE), cv2.compare(cb, n, cv2.CMP_NE))
+        valid = cv2.bitwise_and(ne(ca, n), ne(cb, n))
         ba = cv2.bitwise_and(ba, valid)
         bb = cv2.bitwise_and(bb, valid)
     out[:, 1] = _class_hist(cb, bb, n)
@@ -352,9 +358,8 @@ def error_kinds(annotation: np.ndarray, reference: np.ndarray, num_classes: int,
     _same_shape(ca, cr, where)
     out = cv2.compare(ca, cr, cv2.CMP_NE)
     if ca.size and (ca.max() == n or cr.max() == n):
-        out = cv2.bitwise_and(out, cv2.bitwise_and(cv2.compare(ca, n, cv2.CMP_NE),
-                                                   cv2.compare(cr, n, cv2.CMP_NE)))
-    out = cv2.min(out, WRONG_CLASS)
+        out = cv2.bitwise_and(out, cv2.bitwise_and(ne(ca, n), ne(cr, n)))
+    out = np.minimum(out, WRONG_CLASS)
     if background is not None and out.size:
         ids = np.atleast_1d(np.asarray(background))
         if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= n:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from segflow.errors import ParameterError, SegflowError
-from segflow.metrics.agreement import _check_n, _same_shape, compact
+from segflow.metrics.agreement import _check_n, _same_shape, compact, ne
 
 
 class Disagreement:
@@ -111,11 +111,11 @@ def disagreement(maps: list[np.ndarray], num_classes: int, *, ignore_index: int 
         diff = cv2.compare(a, b, cv2.CMP_NE)
         lo, hi = cv2.min(a, b), cv2.max(a, b)  # the ignore slot n is above every class
         if hi.max() == n:  # someone abstained: the other's label stands, and nobody differs
-            both = cv2.bitwise_and(cv2.compare(a, n, cv2.CMP_NE), cv2.compare(b, n, cv2.CMP_NE))
+            both = cv2.bitwise_and(ne(a, n), ne(b, n))
             diff = cv2.bitwise_and(diff, both)
         second = hi.copy()
         second[diff == 0] = n
-        return Disagreement(cv2.min(diff, 1), 2, ignore_index, n, lo, second)
+        return Disagreement(np.minimum(diff, 1), 2, ignore_index, n, lo, second)
     best1, arg1, _, arg2 = _top2(cs, n)
     voters = np.zeros(cs[0].shape, np.uint8)
     for x in cs:
