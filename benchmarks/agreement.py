@@ -44,12 +44,12 @@ def fixtures(n: int = 8, size: int = 1024):
 
 
 def bench_pairs(n_pairs: int = 1000) -> list[dict]:
+    import os
+
     import torch
     from torchmetrics.classification import MulticlassJaccardIndex
 
     from segflow.metrics.agreement import PairStats, confusion, pair_stats, scores
-
-    import os
 
     pairs, schema = fixtures()
     n = schema.num_classes
