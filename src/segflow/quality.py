@@ -304,7 +304,7 @@ def score_against_reference(annotation, reference, schema: LabelSchema, *,
     The reference is the ground truth of PQ (COCO panoptic rules); IoU, Dice and boundary F1
     are symmetric.
     """
-    from segflow.metrics.agreement import error_kinds, pair_stats
+    from segflow.metrics.agreement import reference_stats
     from segflow.ops.draw import error_map_png
 
     _check_task(task)
@@ -335,9 +335,10 @@ def score_against_reference(annotation, reference, schema: LabelSchema, *,
         pq = res.pq if res.n_classes else None
     report = np.zeros(n, bool)
     report[schema.ids] = True
-    s = pair_stats(r, a, n, tolerance=tolerance, ignore_index=ignore, where="reference").scores(report)
-    kinds = error_kinds(a, r, n, background=background, ignore_index=ignore)
-    counts = np.bincount(kinds.ravel(), minlength=4)
+    stats, kinds = reference_stats(a, r, n, tolerance=tolerance, ignore_index=ignore,
+                                   background=background)
+    s = stats.scores(report)
+    counts = _kind_counts(kinds)
     per_class = {names[c]: {"id": int(c), "iou": _num(s["iou"][c]), "dice": _num(s["dice"][c]),
                             "boundary_f1": _num(s["boundary_f1"][c])}
                  for c in schema.ids if np.isfinite(s["iou"][c])}
@@ -346,6 +347,14 @@ def score_against_reference(annotation, reference, schema: LabelSchema, *,
                           per_class, {"missed": int(counts[1]), "overpainted": int(counts[2]),
                                       "wrong_class": int(counts[3]), "total": int(kinds.size)},
                           error_map_png(kinds))
+
+
+def _kind_counts(kinds: np.ndarray) -> np.ndarray:
+    import cv2
+
+    if kinds.size == 0:
+        return np.zeros(4, np.int64)
+    return np.rint(cv2.calcHist([kinds], [0], None, [4], [0, 4])[:, 0]).astype(np.int64)
 
 
 def _as_panoptic(x, schema: LabelSchema, task: str) -> Panoptic:

@@ -244,9 +244,10 @@ def _boundary_counts_compact(ca: np.ndarray, cb: np.ndarray, n: int, d: int) -> 
     hot = cv2.dilate(diff, _KERNEL3)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1))
     for src, src_b, oth, oth_b, col in ((ca, ba, cb, bb, 2), (cb, bb, ca, ba, 0)):
-        idx = np.flatnonzero(cv2.bitwise_and(src_b, hot))
-        if not len(idx):
+        pts = cv2.findNonZero(cv2.bitwise_and(src_b, hot))  # (N, 1, 2) x, y; None if empty
+        if pts is None:
             continue
+        idx = pts[:, 0, 1].astype(np.int64) * src.shape[1] + pts[:, 0, 0]
         cls = src.ravel()[idx]
         # The lowest and highest class among the other map's boundary pixels in the disk
         # around each pixel (two morphology passes). Both are classes present there, so a
@@ -356,6 +357,10 @@ def error_kinds(annotation: np.ndarray, reference: np.ndarray, num_classes: int,
     ca = compact(annotation, n, ignore_index, where=where)
     cr = compact(reference, n, ignore_index, where=where)
     _same_shape(ca, cr, where)
+    return _error_kinds_compact(ca, cr, n, background)
+
+
+def _error_kinds_compact(ca: np.ndarray, cr: np.ndarray, n: int, background) -> np.ndarray:
     out = cv2.compare(ca, cr, cv2.CMP_NE)
     if ca.size and (ca.max() == n or cr.max() == n):
         out = cv2.bitwise_and(out, cv2.bitwise_and(ne(ca, n), ne(cr, n)))
@@ -364,13 +369,27 @@ def error_kinds(annotation: np.ndarray, reference: np.ndarray, num_classes: int,
         ids = np.atleast_1d(np.asarray(background))
         if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= n:
             raise ParameterError(f"background must be class ids 0..{n - 1}, got {background!r}")
-        is_bg = np.zeros(max(n + 1, 256) if ca.dtype == np.uint8 else 65536, bool)
+        is_bg = np.zeros(256 if ca.dtype == np.uint8 else 65536, bool)
         is_bg[ids] = True
         bg_a, bg_r = is_bg[ca], is_bg[cr]
         diff = out > 0
         out[diff & bg_a & ~bg_r] = MISSED
         out[diff & bg_r & ~bg_a] = OVERPAINTED
     return out
+
+
+def reference_stats(annotation: np.ndarray, reference: np.ndarray, num_classes: int, *,
+                    tolerance: int = 2, ignore_index: int = 255, background=None,
+                    where: str = "reference") -> tuple[PairStats, np.ndarray]:
+    """:func:`pair_stats` (the reference first) and :func:`error_kinds` of one annotation,
+    reading each map once."""
+    n = _check_n(num_classes)
+    d = check_tolerance(tolerance)
+    ca = compact(annotation, n, ignore_index, where=where)
+    cr = compact(reference, n, ignore_index, where=where)
+    _same_shape(ca, cr, where)
+    stats = PairStats(_confusion_compact(cr, ca, n), _boundary_counts_compact(cr, ca, n, d))
+    return stats, _error_kinds_compact(ca, cr, n, background)
 
 
 # ---- a whole data set ---------------------------------------------------------------------------

@@ -184,7 +184,10 @@ def error_map_png(kinds: np.ndarray, *, alpha: float = 0.7) -> bytes:
         raise ValueError(f"kinds must be (H, W), got shape {kinds.shape}")
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in 0..1, got {alpha}")
-    idx = np.ascontiguousarray(np.minimum(kinds, 3), dtype=np.uint8)
+    if kinds.dtype == np.uint8 and (kinds.size == 0 or kinds.max() <= 3):
+        idx = np.ascontiguousarray(kinds)
+    else:
+        idx = np.ascontiguousarray(np.clip(kinds, 0, 3), dtype=np.uint8)
     img = Image.frombuffer("P", (idx.shape[1], idx.shape[0]), idx, "raw", "P", 0, 1)
     img.putpalette([v for c in ERROR_COLOURS for v in c])
     buf = io.BytesIO()
