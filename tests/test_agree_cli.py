@@ -110,6 +110,18 @@ def test_consensus_majority_writes_the_vote(annotators, tmp_path):
         assert it.image_path is not None
 
 
+def test_consensus_staple_semantic_writes_the_staple_labels(annotators, tmp_path):
+    from segflow.metrics.consensus import staple
+
+    out = tmp_path / "staple"
+    segflow("consensus", *annotators, "-o", out, "--method", "staple", check=0)
+    got = open_dataset(out)
+    sets = [open_dataset(a) for a in annotators]
+    for i, it in enumerate(got):
+        want = staple([s[i].semantic.ids for s in sets], got.schema.num_classes)
+        np.testing.assert_array_equal(it.semantic.ids, want)
+
+
 @pytest.mark.parametrize("method", ["majority", "staple"])
 def test_consensus_panoptic_is_closer_to_the_truth(tmp_path, method):
     """Three annotators with independent mistakes: their consensus beats the worst of them."""
