@@ -152,3 +152,9 @@ def test_simulate_annotator_bad_values():
             simulate_annotator(s.panoptic, schema_of("street"), seed=0, **kw)
     same = simulate_annotator(s.panoptic, schema_of("street"), seed=0)
     np.testing.assert_array_equal(same.seg_ids, s.panoptic.seg_ids)
+
+
+def test_help_shows_examples():
+    for cmd in ("agree", "consensus"):
+        out = segflow(cmd, "--help", check=0).stdout
+        assert "Examples" in out and "segflow " + cmd in out
