@@ -25,11 +25,13 @@ EXTRAS: dict[str, dict[str, str]] = {
     "studio": {"fastapi": "the web app", "uvicorn": "the web server", "sqlalchemy": "the database",
                "alembic": "database migrations", "argon2": "password hashing",
                "multipart": "uploads", "psycopg": "PostgreSQL"},
+    "qc": {"SimpleITK": "STAPLE consensus"},
 }
 #: the modules ``require(extra)`` checks when none are named
 DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
     "deep": ("torch", "torchvision"),
     "studio": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "argon2", "multipart"),
+    "qc": ("SimpleITK",),
 }
 
 

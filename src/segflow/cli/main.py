@@ -199,6 +199,7 @@ def segment(
         console.print(f"{method}{thr}{objs} -> {out}")
 
 
+from segflow.cli import agree as _agree  # noqa: E402
 from segflow.cli import data as _data  # noqa: E402
 from segflow.cli import examples as _examples  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
@@ -215,6 +216,8 @@ app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 app.add_typer(_studio.app, name="studio")
 app.add_typer(_examples.app, name="examples")
+app.command("agree", epilog=_agree.AGREE_EPILOG)(_agree.agree_command)
+app.command("consensus", epilog=_agree.CONSENSUS_EPILOG)(_agree.consensus_command)
 
 
 def main() -> None:
