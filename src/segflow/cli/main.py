@@ -200,6 +200,7 @@ def segment(
 
 
 from segflow.cli import agree as _agree  # noqa: E402
+from segflow.cli import assess as _assess  # noqa: E402
 from segflow.cli import data as _data  # noqa: E402
 from segflow.cli import examples as _examples  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
@@ -218,6 +219,7 @@ app.add_typer(_studio.app, name="studio")
 app.add_typer(_examples.app, name="examples")
 app.command("agree", epilog=_agree.AGREE_EPILOG)(_agree.agree_command)
 app.command("consensus", epilog=_agree.CONSENSUS_EPILOG)(_agree.consensus_command)
+app.command("assess", epilog=_assess.ASSESS_EPILOG)(_assess.assess_command)
 
 
 def main() -> None:
