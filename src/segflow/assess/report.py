@@ -19,7 +19,7 @@ def _targets_figure(a, path: Path) -> bool:
     ts = [t for t in a.targets if t.value is not None]
     if not ts:
         return False
-    fig = _fig(6.5, 0.45 * len(ts) + 1.2)
+    fig = _fig(6.5, 0.45 * len(ts) + 1.6)
     ax = fig.add_subplot()
     y = np.arange(len(ts))
     vals = np.array([t.value for t in ts])
@@ -30,9 +30,9 @@ def _targets_figure(a, path: Path) -> bool:
     ax.scatter(vals, y, c=colours, zorder=3, label="measured (95% CI)")
     ax.scatter([t.threshold for t in ts], y, marker="|", s=300, c="k", label="target")
     ax.set_yticks(y, [t.text for t in ts])
-    ax.invert_yaxis()
+    ax.set_ylim(len(ts) - 0.5, -0.5)
     ax.set_xlim(0, 1.02)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     return True

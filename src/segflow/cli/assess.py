@@ -55,6 +55,7 @@ def assess_command(
     per-class table, the worst images, a verdict ("meets the brief" or "retrain", with
     reasons) and the next images to label."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from segflow.assess import assess, load_brief, load_history
@@ -84,15 +85,15 @@ def assess_command(
         for c in ("target", "value", "95% CI", "met"):
             t.add_column(c)
         for r in a.targets:
-            t.add_row(r.text, "—" if r.value is None else f"{r.value:.4f}",
+            t.add_row(escape(r.text), "—" if r.value is None else f"{r.value:.4f}",
                       f"{r.ci[0]:.4f} – {r.ci[1]:.4f}" if r.ci else "—", "yes" if r.met else "NO")
         out.print(t)
         for r in a.reasons:
-            out.print(f"- {r}", highlight=False)
+            out.print(f"- {r}", highlight=False, markup=False)
         for n in a.next_images:
             out.print(f"next {n['rank']}: {n['path']} (uncertainty {n['uncertainty']:.3f})",
-                      highlight=False)
+                      highlight=False, markup=False)
         if report:
-            out.print(f"report: {d['report']}", highlight=False)
+            out.print(f"report: {d['report']}", highlight=False, markup=False)
     if a.verdict != "meets the brief":
         raise typer.Exit(1)
