@@ -53,8 +53,13 @@ def assess(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: i
            history: list[tuple[int, float]] | None = None, device: str = "auto",
            min_images: int = 5, min_pixels: int = 1000, min_objects: int = 20,
            keep: Path | None = None) -> Assessment:
+    from segflow.assess.brief import check_classes
+    from segflow.formats import open_dataset
     from segflow.predict.predictor import Predictor
 
+    # the brief's class names first: a typo costs no model loading and no prediction
+    check_classes(brief, [c.name for c in open_dataset(gt).schema.classes],
+                  where=f"brief (schema of {gt})")
     pred = Predictor(checkpoint, device=device)
     m = measure(checkpoint, gt, brief, resamples=resamples, seed=seed, device=device,
                 keep=keep, predictor=pred)

@@ -106,7 +106,7 @@ def decide(results: list[TargetResult], class_counts: dict[str, dict[str, int]],
             for r in failing:
                 if r.value is not None and r.op in (">=", ">"):
                     more = n_last * 2 ** ((r.threshold - r.value) / gain)
-                    need = f"; about {math.ceil(more)} training images for {r.text} if the trend holds"
+                    need = f"; about {round(more)} training images for {r.text} if the trend holds"
                     break
             reasons.append(f"learning curve: +{gain:.3f} per doubling of the training images over "
                            f"{len(history)} runs, so more labelled data is likely to help{need}")
