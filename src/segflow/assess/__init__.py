@@ -60,6 +60,10 @@ def assess(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: i
     # the brief's class names first: a typo costs no model loading and no prediction
     check_classes(brief, [c.name for c in open_dataset(gt).schema.classes],
                   where=f"brief (schema of {gt})")
+    if unlabelled is not None:
+        from segflow.assess.select import check_next
+
+        check_next(unlabelled, n_next)
     pred = Predictor(checkpoint, device=device)
     m = measure(checkpoint, gt, brief, resamples=resamples, seed=seed, device=device,
                 keep=keep, predictor=pred)

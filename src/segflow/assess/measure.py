@@ -223,6 +223,8 @@ def measure(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: 
 
     if not 0 <= resamples <= 100_000:
         raise SegflowError(f"--resamples must be 0..100000, got {resamples}")
+    if not 0 <= seed < 2**63:
+        raise SegflowError(f"--seed must be 0..2^63-1, got {seed}")
     gt = Path(gt)
     ds = open_dataset(gt)
     if len(ds) == 0:

@@ -45,16 +45,22 @@ def select_diverse(uncertainty: np.ndarray, embedding: np.ndarray, n: int) -> li
     return [int(i) for i in chosen]
 
 
-def next_images(predictor, folder: str | Path, n: int) -> list[dict]:
-    """Rank the images under ``folder`` for labelling; returns ``n`` of them as dicts with
-    ``path``, ``uncertainty`` and ``rank``. Unreadable images are skipped."""
-    from segflow.io import list_images, read_image
-
+def check_next(folder: str | Path, n: int) -> Path:
+    """The arguments of :func:`next_images`, checked before any work is done."""
     if not 1 <= n <= 100_000:
         raise SegflowError(f"--next must be 1..100000, got {n}")
     folder = Path(folder)
     if not folder.is_dir():
         raise SegflowError(f"{folder}: --unlabelled must be a folder of images")
+    return folder
+
+
+def next_images(predictor, folder: str | Path, n: int) -> list[dict]:
+    """Rank the images under ``folder`` for labelling; returns ``n`` of them as dicts with
+    ``path``, ``uncertainty`` and ``rank``. Unreadable images are skipped."""
+    from segflow.io import list_images, read_image
+
+    folder = check_next(folder, n)
     paths, us, embs = [], [], []
     for p in list_images([folder]):
         try:
