@@ -262,3 +262,46 @@ def test_bootstrap_intervals():
     half = 1.96 * x.std() / np.sqrt(len(x))
     assert a[0] == pytest.approx(x.mean() - half, abs=0.006)
     assert a[1] == pytest.approx(x.mean() + half, abs=0.006)
+
+
+def _coco_case(tmp_path, keep=None):
+    """Three 40x40 images, two square objects each; detections good, partial and shifted."""
+    from pycocotools import mask as mask_util
+
+    def rle(y, x, s=10):
+        m = np.zeros((40, 40), np.uint8, order="F")
+        m[y:y + s, x:x + s] = 1
+        r = mask_util.encode(np.asfortranarray(m))
+        return {"size": r["size"], "counts": r["counts"].decode()}
+
+    objs = [(2, 2), (20, 20)]
+    dets = {1: [((2, 2), 0.9), ((20, 20), 0.8)], 2: [((2, 2), 0.7), ((5, 30), 0.95)],
+            3: [((4, 4), 0.6), ((23, 21), 0.85)]}
+    ids = keep or [1, 2, 3]
+    gt = {"images": [{"id": i, "file_name": f"im{i}.png", "height": 40, "width": 40} for i in ids],
+          "categories": [{"id": 1, "name": "thing"}],
+          "annotations": [{"id": 10 * i + k, "image_id": i, "category_id": 1, "iscrowd": 0,
+                           "segmentation": rle(*o), "area": 100, "bbox": [o[1], o[0], 10, 10]}
+                          for i in ids for k, o in enumerate(objs)]}
+    det = [{"image_id": i, "category_id": 1, "segmentation": rle(*o), "score": s}
+           for i in ids for o, s in dets[i]]
+    tag = "-".join(map(str, ids))
+    (tmp_path / f"gt{tag}.json").write_text(json.dumps(gt))
+    (tmp_path / f"det{tag}.json").write_text(json.dumps(det))
+    return tmp_path / f"gt{tag}.json", tmp_path / f"det{tag}.json"
+
+
+def test_instance_bootstrap_resamples_cocoeval_matches(tmp_path):
+    from segflow.assess.measure import _coco_bootstrap, coco_resample
+    from segflow.evaluate import coco_instance_eval
+
+    d, e = coco_instance_eval(*_coco_case(tmp_path))
+    assert coco_resample(e, [0, 1, 2])[:3] == pytest.approx([d["ap"], d["ap50"], d["ap75"]])
+    # image 2 alone, drawn three times, scores as image 2 evaluated on its own
+    d2, _ = coco_instance_eval(*_coco_case(tmp_path, keep=[2]))
+    assert coco_resample(e, [1, 1, 1])[:3] == pytest.approx([d2["ap"], d2["ap50"], d2["ap75"]])
+    d13, _ = coco_instance_eval(*_coco_case(tmp_path, keep=[1, 3]))
+    assert coco_resample(e, [2, 0])[:3] == pytest.approx([d13["ap"], d13["ap50"], d13["ap75"]])
+    ci = _coco_bootstrap(e, resamples=200, seed=0)
+    for m in ("ap", "ap50", "ap75"):
+        assert ci[(m, None)][0] <= d[m] <= ci[(m, None)][1]

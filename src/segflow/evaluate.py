@@ -119,6 +119,12 @@ def evaluate_panoptic(gt: Path, pred: Path):
 
 
 def evaluate_instances(gt: Path, pred: Path) -> dict:
+    return coco_instance_eval(gt, pred)[0]
+
+
+def coco_instance_eval(gt: Path, pred: Path):
+    """(the metrics of :func:`evaluate_instances`, the evaluated ``COCOeval``, or None when
+    there are no detections); the ``COCOeval`` lets ``segflow assess`` resample images."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
@@ -163,7 +169,7 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
             n = len(coco_gt.getAnnIds(iscrowd=False))
             return {"ap": 0.0, "ap50": 0.0, "ap75": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
                     "ar": 0.0, "counting_error": n / max(len(coco_gt.getImgIds()), 1),
-                    "images": len(coco_gt.getImgIds())}
+                    "images": len(coco_gt.getImgIds())}, None
         known = set(coco_gt.getImgIds())
         by_name = {Path(str(im["file_name"]).replace("\\", "/")).stem: i
                    for i, im in coco_gt.imgs.items()}
@@ -196,4 +202,4 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
     count_err = float(np.mean([abs(n_dt[i] - n_gt[i]) for i in n_gt])) if n_gt else 0.0
     return {"ap": s[0], "ap50": s[1], "ap75": s[2], "aps": s[3], "apm": s[4], "apl": s[5],
             "ar1": s[6], "ar10": s[7], "ar": s[8], "counting_error": count_err,
-            "images": len(coco_gt.getImgIds())}
+            "images": len(coco_gt.getImgIds())}, e

@@ -191,7 +191,7 @@ def measure_instance(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
     _, failures = pred.run(paths, out, overlay=False, progress=False)
     if failures:
         raise SegflowError(failures[0])
-    d = evaluate.evaluate_instances(gt, out / "detections.json")
+    d, coco = evaluate.coco_instance_eval(gt, out / "detections.json")
     values = {(m, None): _f(d[m]) for m in ("ap", "ap50", "ap75")}
     counts: dict[str, dict[str, int]] = {c.name: {"objects": 0, "images": 0}
                                          for c in ds.schema.classes if c.id in ds.schema.thing_ids}
@@ -205,9 +205,52 @@ def measure_instance(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
                 seen.add(name)
         for name in seen:
             counts[name]["images"] += 1
-    return Measurement("instance", values, dict.fromkeys(values), 0, len(ds), counts, [], "ap",
-                       notes=["instance targets: no bootstrap interval (COCOeval's AP is not a sum "
-                              "of per-image statistics); the value is segflow eval's"])
+    ci = _coco_bootstrap(coco, resamples=resamples, seed=seed) if coco is not None else {}
+    notes = [] if coco is not None else ["no detections at all: AP is 0, without an interval"]
+    return Measurement("instance", values, ci, resamples, len(ds), counts, [], "ap", notes=notes)
+
+
+def coco_resample(e, idx) -> list[float]:
+    """COCOeval's stats (AP, AP50, AP75, ...) over the images ``idx`` (indices into the
+    evaluated image ids, repeats allowed), from the per-image matches ``e.evaluate()`` made."""
+    import contextlib
+    import copy
+    import io
+
+    p = e._paramsEval
+    ids = list(p.imgIds)
+    n, k0, a0 = len(ids), len(p.catIds) if p.useCats else 1, len(p.areaRng)
+    r = copy.copy(e)
+    r.params, r._paramsEval = copy.copy(e.params), copy.copy(p)
+    r.params.imgIds = r._paramsEval.imgIds = [ids[i] for i in idx]
+    r.evalImgs = [e.evalImgs[k * a0 * n + a * n + int(i)] for k in range(k0) for a in range(a0)
+                  for i in idx]
+    with contextlib.redirect_stdout(io.StringIO()):
+        r.accumulate()
+        r.summarize()
+    return [float(v) for v in r.stats]
+
+
+def _coco_bootstrap(e, *, resamples: int, seed: int) -> dict[Key, tuple[float, float] | None]:
+    """Bootstrap over images for COCOeval's AP: ``evaluate()`` matched each image once; a
+    resample lays those per-image matches out again with the drawn images (repeats allowed)
+    and reruns ``accumulate()`` and ``summarize()``, which pool the detections of the listed
+    images (pycocotools has no per-image AP to sum, so its own pooling is reused)."""
+    n = len(e._paramsEval.imgIds)
+    if n == 0 or resamples < 1:
+        return {}
+    rng = np.random.default_rng(seed)
+    draws: dict[Key, list[float]] = {("ap", None): [], ("ap50", None): [], ("ap75", None): []}
+    for _ in range(resamples):
+        for m, v in zip(("ap", "ap50", "ap75"), coco_resample(e, rng.integers(0, n, n))):
+            draws[(m, None)].append(v if v >= 0 else float("nan"))  # -1: no ground truth
+    out: dict[Key, tuple[float, float] | None] = {}
+    for k, vs in draws.items():
+        a = np.asarray(vs)
+        a = a[np.isfinite(a)]
+        out[k] = (float(np.percentile(a, 2.5)), float(np.percentile(a, 97.5))) \
+            if len(a) >= resamples / 2 else None
+    return out
 
 
 MEASURES = {"semantic": measure_semantic, "panoptic": measure_panoptic,
