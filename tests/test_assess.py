@@ -305,3 +305,32 @@ def test_instance_bootstrap_resamples_cocoeval_matches(tmp_path):
     ci = _coco_bootstrap(e, resamples=200, seed=0)
     for m in ("ap", "ap50", "ap75"):
         assert ci[(m, None)][0] <= d[m] <= ci[(m, None)][1]
+
+
+@pytest.mark.slow
+def test_instance_brief_end_to_end_equals_segflow_eval(tmp_path):
+    """A U-Net with a distance head makes objects; its AP is segflow eval's on its detections."""
+    from segflow.assess import assess
+    from segflow.evaluate import evaluate_instances
+    from segflow.predict.predictor import Predictor
+    from segflow.synth.export import export_synthetic
+    from segflow.train import parse_config
+    from segflow.train.trainer import Trainer
+
+    export_synthetic("street", tmp_path / "train", n=6, seed=1, size=48, progress=False)
+    export_synthetic("street", tmp_path / "test", n=4, seed=2, size=48, fmt="coco", progress=False)
+    Trainer(parse_config({
+        "name": "t", "seed": 3, "out": str(tmp_path / "run"),
+        "data": {"train": str(tmp_path / "train"), "val_fraction": 0.2},
+        "model": {"name": "unet", "args": {"depth": 2, "base_width": 8}},
+        "loss": {"distance_weight": 1.0}, "train": {"epochs": 2, "batch_size": 4}}),
+        progress=False).fit()
+    ck = tmp_path / "run" / "last.pt"
+    Predictor(ck, device="cpu").run([tmp_path / "test" / "images"], tmp_path / "p",
+                                    overlay=False, progress=False)
+    ref = evaluate_instances(tmp_path / "test", tmp_path / "p" / "detections.json")
+    brief = parse_brief({"task": "instance", "targets": ["ap50 >= 0.99", "ap >= 0.0"]})
+    a = assess(ck, tmp_path / "test", brief, resamples=50, device="cpu")
+    assert a.targets[0].value == ref["ap50"] and a.targets[1].value == ref["ap"]
+    assert a.verdict == RETRAIN and a.targets[1].met
+    assert set(a.measurement.class_counts) == {"car", "pedestrian", "cyclist"}

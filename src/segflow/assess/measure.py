@@ -88,8 +88,12 @@ def _panoptic_values(r) -> dict[Key, float]:
     return v
 
 
-def _check_schema(pred, schema, gt: Path) -> None:
-    if [(c.id, c.name) for c in pred.schema.classes] != [(c.id, c.name) for c in schema.classes]:
+def _check_schema(pred, schema, gt: Path, task: str) -> None:
+    """The ground truth's classes are the checkpoint's (instance formats such as COCO carry
+    only the thing classes: there, a subset of them)."""
+    mine = [(c.id, c.name) for c in pred.schema.classes]
+    theirs = [(c.id, c.name) for c in schema.classes]
+    if mine != theirs and not (task == "instance" and set(theirs) <= set(mine)):
         raise SegflowError(f"{gt}: its label schema ({', '.join(c.name for c in schema.classes)}) "
                            f"is not the checkpoint's "
                            f"({', '.join(c.name for c in pred.schema.classes)})")
@@ -277,7 +281,7 @@ def measure(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: 
         from segflow.predict.predictor import Predictor
 
         predictor = Predictor(checkpoint, device=device)
-    _check_schema(predictor, ds.schema, gt)
+    _check_schema(predictor, ds.schema, gt, brief.task)
     if brief.task == "semantic" and predictor.instance:
         raise SegflowError("a semantic brief needs a semantic checkpoint, not Mask R-CNN")
     return MEASURES[brief.task](predictor, gt, brief, ds, resamples=resamples, seed=seed,
