@@ -38,6 +38,30 @@ def _targets_figure(a, path: Path) -> bool:
     return True
 
 
+def _per_class_figure(m, metric: str, path: Path) -> bool:
+    names = [n for n in m.class_counts if (metric, n) in m.values]
+    if not names:
+        return False
+    v = np.array([m.values[(metric, n)] for n in names], np.float64)
+    cis = [m.ci.get((metric, n)) for n in names]
+    lo = np.array([c[0] if c else x for c, x in zip(cis, v)])
+    hi = np.array([c[1] if c else x for c, x in zip(cis, v)])
+    fig = _fig(6.5, 0.32 * len(names) + 1.2)
+    ax = fig.add_subplot()
+    y = np.arange(len(names))
+    ax.barh(y, np.nan_to_num(v), color="#4c72b0")
+    ok = np.isfinite(v)
+    ax.errorbar(v[ok], y[ok], xerr=[v[ok] - lo[ok], hi[ok] - v[ok]], fmt="none", ecolor="k",
+                capsize=3)
+    ax.set_yticks(y, names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"{metric} (bars: 95% CI)")
+    fig.tight_layout()
+    fig.savefig(path)
+    return True
+
+
 def _curve_figure(history, path: Path) -> None:
     fig = _fig(5, 3.2)
     ax = fig.add_subplot()
@@ -102,10 +126,22 @@ def write_assessment_report(path: str | Path, a, gt: str | Path, *, checkpoint: 
                      "table": {"header": ["target", "value", "95% CI", "met"], "rows": [
                          [t.text, num(t.value), ci(t.ci), "yes" if t.met else "NO"]
                          for t in a.targets]}})
+    figures = []
     if _targets_figure(a, fig_dir / "targets.png"):
-        sections.append({"title": "", "cards": [{"title": "targets", "subtitle": "", "facts": [],
-                         "images": [{"src": f"{fig_dir.name}/targets.png",
-                                     "caption": "dots: measured, bars: 95% CI, ticks: target"}]}]})
+        figures.append({"src": f"{fig_dir.name}/targets.png",
+                        "caption": "targets: dots measured, bars 95% CI, ticks the target"})
+    main = {"semantic": "iou", "panoptic": "pq"}.get(m.task)
+    if main and _per_class_figure(m, main, fig_dir / "per_class.png"):
+        figures.append({"src": f"{fig_dir.name}/per_class.png", "caption": f"per-class {main}"})
+    if history:
+        _curve_figure(history, fig_dir / "curve.png")
+        figures.append({"src": f"{fig_dir.name}/curve.png",
+                        "caption": "learning curve (--history): metric by training images"})
+    if figures:
+        sections.append({"title": "Figures", "figures": figures})
+    if history:
+        sections.append({"title": "Learning curve (--history)", "table": {
+            "header": ["training images", "metric"], "rows": [[n, f"{v:.4f}"] for n, v in history]}})
     per_metrics = sorted({k[0] for k in m.values if k[1] is not None})
     unit = "pixels" if m.task == "semantic" else "objects"
     rows = []
@@ -117,11 +153,6 @@ def write_assessment_report(path: str | Path, a, gt: str | Path, *, checkpoint: 
     sections.append({"title": "Per class", "table": {
         "header": ["class", *[h for met in per_metrics for h in (met, f"{met} 95% CI")],
                    f"GT {unit}", "GT images"], "rows": rows}})
-    if history:
-        _curve_figure(history, fig_dir / "curve.png")
-        sections.append({"title": "Learning curve", "cards": [{
-            "title": "", "subtitle": "", "facts": [[str(n), f"{v:.4f}"] for n, v in history],
-            "images": [{"src": f"{fig_dir.name}/curve.png", "caption": "metric by training images"}]}]})
     if m.worst:
         sections.append({"title": "Worst images", "table": {
             "header": ["image", m.worst_metric], "rows": [[n, num(v)] for n, v in m.worst]},
