@@ -126,7 +126,7 @@ def test_assess_values_equal_segflow_eval_and_the_ci_covers_them(tiny, tmp_path)
 
 def test_next_images_from_a_checkpoint(tiny, tmp_path):
     from segflow.assess import next_images
-    from segflow.io import write_image
+    from segflow.io import read_image, write_image
     from segflow.predict.predictor import Predictor
 
     pred = Predictor(tiny / "run" / "last.pt", device="cpu")
@@ -135,10 +135,12 @@ def test_next_images_from_a_checkpoint(tiny, tmp_path):
         write_image(tmp_path / f"im{k}.png", rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
     got = next_images(pred, tmp_path, 2)
     assert [g["rank"] for g in got] == [1, 2] and len({g["path"] for g in got}) == 2
-    us = [entropy_score(pred.probabilities(
-        np.asarray(__import__("segflow.io", fromlist=["read_image"]).read_image(g["path"]))))[0]
-        for g in got]
-    assert us[0] == pytest.approx(got[0]["uncertainty"])
+    # the reported uncertainty is the entropy score of the model's probabilities on that image
+    us = [entropy_score(pred.probabilities(read_image(g["path"])))[0] for g in got]
+    assert us == pytest.approx([g["uncertainty"] for g in got])
+    all_u = [entropy_score(pred.probabilities(read_image(tmp_path / f"im{k}.png")))[0]
+             for k in range(4)]
+    assert got[0]["uncertainty"] == pytest.approx(max(all_u))  # the most uncertain comes first
 
 
 @pytest.mark.parametrize("target, says", [

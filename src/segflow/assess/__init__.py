@@ -55,7 +55,6 @@ def assess(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: i
            keep: Path | None = None) -> Assessment:
     from segflow.assess.brief import check_classes
     from segflow.formats import open_dataset
-    from segflow.predict.predictor import Predictor
 
     # the brief's class names first: a typo costs no model loading and no prediction
     check_classes(brief, [c.name for c in open_dataset(gt).schema.classes],
@@ -64,6 +63,8 @@ def assess(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: i
         from segflow.assess.select import check_next
 
         check_next(unlabelled, n_next)
+    from segflow.predict.predictor import Predictor  # torch: only once the brief is checked
+
     pred = Predictor(checkpoint, device=device)
     m = measure(checkpoint, gt, brief, resamples=resamples, seed=seed, device=device,
                 keep=keep, predictor=pred)
@@ -76,4 +77,4 @@ def assess(checkpoint: str | Path, gt: str | Path, brief: Brief, *, resamples: i
     verdict, reasons = decide(results, m.class_counts, min_images=min_images,
                               min_pixels=min_pixels, min_objects=min_objects, history=history)
     nxt = next_images(pred, unlabelled, n_next) if unlabelled is not None else []
-    return Assessment(brief, m, results, verdict, reasons + m.notes, nxt)
+    return Assessment(brief, m, results, verdict, reasons, nxt)

@@ -210,7 +210,9 @@ def measure_instance(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
         for name in seen:
             counts[name]["images"] += 1
     ci = _coco_bootstrap(coco, resamples=resamples, seed=seed) if coco is not None else {}
-    notes = [] if coco is not None else ["no detections at all: AP is 0, without an interval"]
+    notes = ["worst images: not listed for instance briefs (COCOeval gives no per-image AP)"]
+    if coco is None:
+        notes.append("no detections at all: AP is 0, without an interval")
     return Measurement("instance", values, ci, resamples, len(ds), counts, [], "ap", notes=notes)
 
 

@@ -122,7 +122,8 @@ def write_assessment_report(path: str | Path, a, gt: str | Path, *, checkpoint: 
                             if a.targets and not all(t.met for t in a.targets)
                             else {"title": f"Verdict: {a.verdict}", "text": " ".join(a.reasons)}]
     sections.append({"title": "Targets", "text": f"{m.n_images} ground-truth images; 95% "
-                     f"intervals from {m.resamples} bootstrap resamples of the images.",
+                     f"intervals from {m.resamples} bootstrap resamples of the images. "
+                     + " ".join(f"Note: {n}." for n in m.notes),
                      "table": {"header": ["target", "value", "95% CI", "met"], "rows": [
                          [t.text, num(t.value), ci(t.ci), "yes" if t.met else "NO"]
                          for t in a.targets]}})

@@ -90,6 +90,8 @@ def assess_command(
         out.print(t)
         for r in a.reasons:
             out.print(f"- {r}", highlight=False, markup=False)
+        for note in a.measurement.notes:
+            out.print(f"note: {note}", highlight=False, markup=False, style="dim")
         for n in a.next_images:
             out.print(f"next {n['rank']}: {n['path']} (uncertainty {n['uncertainty']:.3f})",
                       highlight=False, markup=False)
