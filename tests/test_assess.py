@@ -336,3 +336,8 @@ def test_instance_brief_end_to_end_equals_segflow_eval(tmp_path):
     assert a.targets[0].value == ref["ap50"] and a.targets[1].value == ref["ap"]
     assert a.verdict == RETRAIN and a.targets[1].met
     assert set(a.measurement.class_counts) == {"car", "pedestrian", "cyclist"}
+
+
+def test_help_shows_examples():
+    out = _segflow("assess", "--help").stdout
+    assert "Examples" in out and "segflow assess" in out and "--brief" in out
