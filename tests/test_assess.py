@@ -341,3 +341,28 @@ def test_instance_brief_end_to_end_equals_segflow_eval(tmp_path):
 def test_help_shows_examples():
     out = _segflow("assess", "--help").stdout
     assert "Examples" in out and "segflow assess" in out and "--brief" in out
+
+
+def test_next_images_of_a_mask_rcnn_rank_by_one_minus_mean_score(tmp_path):
+    """A stand-in for a Mask R-CNN Predictor: its detection scores depend on the image."""
+    from types import SimpleNamespace
+
+    from segflow.assess import next_images
+    from segflow.io import write_image
+
+    scores = {10: [0.9, 0.95], 60: [0.5, 0.7], 110: [], 160: [0.8]}
+    for v in scores:
+        write_image(tmp_path / f"im{v}.png", np.full((8, 8), v, np.uint8))
+
+    class FakeMaskRCNN:
+        instance = True
+        schema = SimpleNamespace(ids=[1, 2])
+
+        def instances(self, image, score_threshold):
+            s = scores[int(image.mean())]
+            return SimpleNamespace(items=[SimpleNamespace(score=x, category_id=1 + k % 2)
+                                          for k, x in enumerate(s)]), None
+
+    got = next_images(FakeMaskRCNN(), tmp_path, 2)
+    assert [g["path"].rsplit("/", 1)[1] for g in got] == ["im110.png", "im60.png"]
+    assert [g["uncertainty"] for g in got] == pytest.approx([1.0, 0.4])
