@@ -58,8 +58,11 @@ def assess_command(
     from rich.markup import escape
     from rich.table import Table
 
+    from segflow._extras import require
     from segflow.assess import assess, load_brief, load_history
     from segflow.errors import SegflowError
+
+    require("deep", what="segflow assess")
 
     for name, v in (("--min-images", min_images), ("--min-pixels", min_pixels),
                     ("--min-objects", min_objects)):
