@@ -76,6 +76,9 @@ def test_assess_equals_evaluate_in_process_semantic_and_panoptic(tiny, tmp_path)
     assert a.targets[1].value == res.iou[4] or np.isnan(res.iou[4])
     assert a.targets[0].ci[0] <= res.miou <= a.targets[0].ci[1]
     assert a.verdict == RETRAIN and a.measurement.resamples == 200
+    scratch = a.measurement.predictions
+    a.cleanup()
+    assert scratch.exists() is False  # the temporary predictions are removed
 
     pred.run_panoptic([tiny / "test" / "images"], tmp_path / "pan", progress=False)
     pres, _ = evaluate.evaluate_panoptic(tiny / "test", tmp_path / "pan")
@@ -86,6 +89,7 @@ def test_assess_equals_evaluate_in_process_semantic_and_panoptic(tiny, tmp_path)
     lo, hi = a.targets[0].ci
     assert lo <= pres.pq <= hi
     assert a.to_dict()["worst_images"][0]["pq"] <= pres.pq + 1e-12
+    a.cleanup()
 
 
 @pytest.mark.slow
@@ -336,6 +340,7 @@ def test_instance_brief_end_to_end_equals_segflow_eval(tmp_path):
     assert a.targets[0].value == ref["ap50"] and a.targets[1].value == ref["ap"]
     assert a.verdict == RETRAIN and a.targets[1].met
     assert set(a.measurement.class_counts) == {"car", "pedestrian", "cyclist"}
+    a.cleanup()
 
 
 def test_help_shows_examples():

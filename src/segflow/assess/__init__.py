@@ -29,6 +29,15 @@ class Assessment:
     reasons: list[str]
     next_images: list[dict] = field(default_factory=list)
 
+    def cleanup(self) -> None:
+        """Remove the temporary folder of predictions (after any report is written)."""
+        import shutil
+
+        m = self.measurement
+        if m.scratch and m.predictions is not None:
+            shutil.rmtree(m.predictions, ignore_errors=True)
+            m.predictions = None
+
     def to_dict(self) -> dict:
         m = self.measurement
         per_class = {}

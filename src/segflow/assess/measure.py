@@ -34,7 +34,8 @@ class Measurement:
     worst: list[tuple[str, float]]  # (image name, its score), lowest first
     worst_metric: str
     notes: list[str] = field(default_factory=list)
-    predictions: Path | None = None  # scratch folder of predicted masks (semantic), if kept
+    predictions: Path | None = None  # the folder of predictions (semantic: one mask PNG each)
+    scratch: bool = False  # predictions is a temporary folder (removed by Assessment.cleanup)
 
 
 def _f(v) -> float:
@@ -136,7 +137,7 @@ def measure_semantic(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
     return Measurement("semantic", _semantic_values(res),
                        bootstrap(stats, aggregate, resamples=resamples, seed=seed), resamples,
                        len(stats), counts, [(a, _f(b)) for a, b in worst_list], "miou",
-                       predictions=out)
+                       predictions=out, scratch=keep is None)
 
 
 def measure_panoptic(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: int,
@@ -177,7 +178,8 @@ def measure_panoptic(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
     values = _panoptic_values(res)
     ci = bootstrap(stats, aggregate, resamples=resamples, seed=seed)
     return Measurement("panoptic", values, ci, resamples, len(names), counts,
-                       [(names[i], scores[i]) for i in order], "pq")
+                       [(names[i], scores[i]) for i in order], "pq", predictions=out,
+                       scratch=keep is None)
 
 
 def measure_instance(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: int,
@@ -213,7 +215,8 @@ def measure_instance(pred, gt: Path, brief: Brief, ds, *, resamples: int, seed: 
     notes = ["worst images: not listed for instance briefs (COCOeval gives no per-image AP)"]
     if coco is None:
         notes.append("no detections at all: AP is 0, without an interval")
-    return Measurement("instance", values, ci, resamples, len(ds), counts, [], "ap", notes=notes)
+    return Measurement("instance", values, ci, resamples, len(ds), counts, [], "ap", notes=notes,
+                       predictions=out, scratch=keep is None)
 
 
 def coco_resample(e, idx) -> list[float]:

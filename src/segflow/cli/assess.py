@@ -74,11 +74,14 @@ def assess_command(
                n_next=n_next, history=hist, device=device, min_images=min_images,
                min_pixels=min_pixels, min_objects=min_objects)
     d = a.to_dict()
-    if report:
-        from segflow.assess.report import write_assessment_report
+    try:
+        if report:
+            from segflow.assess.report import write_assessment_report
 
-        d["report"] = str(write_assessment_report(report, a, gt, checkpoint=str(checkpoint),
-                                                  history=hist))
+            d["report"] = str(write_assessment_report(report, a, gt, checkpoint=str(checkpoint),
+                                                      history=hist))
+    finally:
+        a.cleanup()
     if json_out:
         emit_json(d)
     else:
