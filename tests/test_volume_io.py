@@ -242,7 +242,7 @@ def test_window_presets_and_percentiles():
     hu = np.array([-1000, -600, 40, 240, 2000], np.float32)
     lv, w = window_level(hu, "lung")
     assert (lv, w) == (-600.0, 1500.0)
-    assert apply_window(hu, lv, w).tolist() == [43, 127, 181, 215, 255]
+    assert apply_window(hu, lv, w).tolist() == [59, 127, 236, 255, 255]
     assert window_level(hu, "soft_tissue") == (40.0, 400.0)
     assert window_level(hu, "bone") == (400.0, 1800.0)
     mr = np.concatenate([np.zeros(1000), np.linspace(10, 110, 1001)])
