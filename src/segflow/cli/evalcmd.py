@@ -12,8 +12,8 @@ from segflow.errors import SegflowError
 
 EPILOG = """
 **Inputs**: semantic — mask folders (or any dataset with semantic masks) with matching file
-names; instance — COCO ground truth + COCO results JSON; panoptic — COCO panoptic (or segflow
-folders) for both.
+names, or NIfTI volumes (adds hd95_mm and surface_dice per class); instance — COCO ground
+truth + COCO results JSON; panoptic — COCO panoptic (or segflow folders) for both.
 
 **Examples**
 
@@ -22,6 +22,8 @@ folders) for both.
     segflow eval --task panoptic --gt data/val-coco-pan --pred out/pred-pan --report eval.html
 
     segflow eval --task instance --gt data/retail-val --pred out/detections.json
+
+    segflow eval --task semantic --gt data/ct3d --pred out/ct3d-pred --tolerance-mm 2
 """
 
 
@@ -32,6 +34,8 @@ def eval_command(
     num_classes: int = typer.Option(None, "--num-classes", help="Semantic, without a schema."),
     boundary: int = typer.Option(None, "--boundary-tolerance",
                                  help="Semantic: also boundary F1 with this tolerance (px)."),
+    tolerance_mm: float = typer.Option(1.0, "--tolerance-mm",
+                                       help="Volumes: surface Dice tolerance in mm."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
@@ -43,6 +47,12 @@ def eval_command(
 
     out = Console()
     if task == "semantic":
+        from segflow.volume.evaluate import is_volume_folder
+
+        if is_volume_folder(gt):  # NIfTI masks: also HD95 and surface Dice in mm
+            from segflow.cli.volume import eval_volumes
+
+            return eval_volumes(gt, pred, num_classes, tolerance_mm, json_out)
         res, schema, worst = evaluate.evaluate_semantic(gt, pred, num_classes=num_classes,
                                                         boundary_tolerance=boundary)
         d = res.to_dict()

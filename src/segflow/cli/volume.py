@@ -74,3 +74,30 @@ def segment_volume(method: str, params: dict, volume: Path, out: Path, json_out:
                    "notes": r.notes})
     else:
         console.print(f"{method}, threshold {r.threshold:.4g}, {r.n_objects} objects -> {out}")
+
+
+def eval_volumes(gt: Path, pred: Path, num_classes: int | None, tolerance_mm: float,
+                 json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from segflow.volume.evaluate import evaluate_volumes
+
+    d = evaluate_volumes(gt, pred, num_classes=num_classes, tolerance_mm=tolerance_mm)
+    if json_out:
+        emit_json(d)
+        return
+
+    def fmt(v, spec=".4f"):
+        return "—" if v is None else format(v, spec)
+
+    t = Table(title=f"semantic, {d['volumes']} volumes: mIoU {fmt(d['miou'])}, Dice {fmt(d['dice'])}, "
+                    f"HD95 {fmt(d['hd95_mm'], '.2f')} mm, surface Dice@{tolerance_mm:g} mm "
+                    f"{fmt(d['surface_dice'])}")
+    for c in ("class", "IoU", "Dice", "HD95 (mm)", f"surface Dice@{tolerance_mm:g}mm"):
+        t.add_column(c)
+    for name, v in d["per_class"].items():
+        if v["iou"] is not None:
+            hd = fmt(v.get("hd95_mm"), ".2f") + (f" ({v['hd95_inf']} inf)" if v.get("hd95_inf") else "")
+            t.add_row(name, fmt(v["iou"]), fmt(v["dice"]), hd, fmt(v.get("surface_dice")))
+    Console().print(t)
