@@ -22,6 +22,8 @@ TRAIN_EPILOG = """
 
     segflow train configs/street_unet.yaml --device cpu
 
+    segflow train configs/ct3d_unet3d.yaml     # volumes: model unet3d, or unet + volume:
+
 Ctrl-C saves `last.pt`; `--resume` continues exactly from it.
 """
 
@@ -38,6 +40,8 @@ def train_command(
     from segflow.train.trainer import Trainer
 
     cfg = load_config(config)
+    if cfg.volume is not None:  # NIfTI volumes: 2.5-D U-Net or unet3d
+        from segflow.volume.train import VolumeTrainer as Trainer
     tr = Trainer(cfg, device=device, progress=not json_out and sys.stderr.isatty())
     if resume:
         tr.resume(Path(cfg.out) / "last.pt" if resume == "last" else resume)
@@ -53,8 +57,8 @@ def train_command(
     if json_out:
         emit_json(d)
     else:
-        console.print(f"{cfg.name}: {tr.step} steps, val mIoU {last.get('miou', float('nan')):.4f}"
-                      f" -> {cfg.out}")
+        console.print(f"{cfg.name}: {tr.step} steps, val mIoU "
+                      f"{last.get('miou') or float('nan'):.4f} -> {cfg.out}")
 
 
 PREDICT_EPILOG = """
@@ -67,6 +71,8 @@ PREDICT_EPILOG = """
     segflow predict runs/street-unet/best.pt val/images -o out/pan --things runs/street-mrcnn/best.pt
 
     (the last writes COCO panoptic: score it with segflow eval --task panoptic)
+
+    segflow predict runs/ct-unet3d/best.pt scans/ -o out/ct   # NIfTI in, NAME_mask.nii.gz out
 """
 
 
@@ -91,8 +97,23 @@ def predict_command(
 ) -> None:
     """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
     segments (COCO panoptic) fused from a semantic and a Mask R-CNN checkpoint."""
+    from segflow.cli.volume import split_volumes
     from segflow.predict.predictor import Predictor
 
+    volumes, images = split_volumes(inputs)
+    if volumes and not images:  # NIfTI / DICOM: OUT/NAME_mask.nii.gz, aligned with the source
+        from segflow.volume.predict import predict_volumes
+
+        written, failures = predict_volumes(checkpoint, volumes, out, device=device)
+        if json_out:
+            emit_json({"outputs": written, "errors": failures})
+        else:
+            console.print(f"{len(written)} volume masks -> {out}")
+        for f in failures:
+            error_line(f, "failed")
+        if failures:
+            raise typer.Exit(1)
+        return
     pr = Predictor(checkpoint, device=device)
     progress = not json_out and sys.stderr.isatty()
     if things is not None:

@@ -13,6 +13,7 @@ from segflow.errors import SegflowError
 from segflow.models.encoder_decoder import DeepLabV3Plus, FPNSeg
 from segflow.models.maskrcnn import mask_rcnn
 from segflow.models.unet import UNet
+from segflow.models.unet3d import UNet3D
 
 #: name -> constructor taking keyword-only arguments
 MODELS: dict[str, Callable[..., nn.Module]] = {
@@ -20,6 +21,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "deeplabv3plus": DeepLabV3Plus,
     "fpn": FPNSeg,
     "maskrcnn": mask_rcnn,
+    "unet3d": UNet3D,  # volumes; pads to its stride itself
 }
 
 
@@ -50,7 +52,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
         net = MODELS[name](**kwargs)
     except (TypeError, ValueError) as e:
         raise SegflowError(f"model {name}: {e}") from None
-    if name == "maskrcnn":
+    if name in ("maskrcnn", "unet3d"):
         return net
     return PadToStride(net, net.stride)
 
@@ -69,5 +71,5 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> list[str]:
     return list(missing) + list(unexpected)
 
 
-__all__ = ["MODELS", "DeepLabV3Plus", "FPNSeg", "PadToStride", "UNet", "create_model",
+__all__ = ["MODELS", "DeepLabV3Plus", "FPNSeg", "PadToStride", "UNet", "UNet3D", "create_model",
            "mask_rcnn", "load_backbone_weights"]
