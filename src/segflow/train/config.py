@@ -124,7 +124,7 @@ class TrainConfig(Strict):
             raise ValueError("loss.distance_weight needs model unet (a distance output channel)")
         if (self.task == "instance") != (self.model.name == "maskrcnn"):
             raise ValueError(f"task {self.task} needs model "
-                             f"{'maskrcnn' if self.task == 'instance' else 'unet, deeplabv3plus, fpn or unet3d'}"
+                             f"{'maskrcnn' if self.task == 'instance' else 'a semantic model'}"
                              f", not {self.model.name}")
         return self
 
