@@ -253,3 +253,25 @@ def test_window_presets_and_percentiles():
     with pytest.raises(SegflowError):
         apply_window(hu, float("nan"), 10)
     assert apply_window(np.array([np.nan, np.inf]), 0, 10).tolist() == [0, 255]
+
+
+def test_missing_extra_names_the_install_command(monkeypatch):
+    import sys
+
+    from segflow.volume._deps import need
+
+    monkeypatch.setitem(sys.modules, "nibabel", None)  # as if not installed
+    with pytest.raises(SegflowError, match=r"need nibabel; pip install 'segflow\[medical\]'"):
+        need("nibabel")
+
+
+def test_inspect_mr_reports_percentiles(tmp_path):
+    from segflow.volume.inspect import inspect_volume
+
+    mr = np.zeros((10, 10, 10), np.float32)
+    mr[2:8, 2:8, 2:8] = np.linspace(100, 900, 216).reshape(6, 6, 6)
+    d = inspect_volume(_nifti(tmp_path / "t1.nii.gz", mr))
+    assert d["modality"] == "MR" and d["orientation"] == "LAS"
+    assert d["intensity"]["p50"] == pytest.approx(np.percentile(mr[mr > 0], 50))
+    lv, w = d["window"]["level_width"]
+    assert lv - w / 2 == pytest.approx(np.percentile(mr[mr > 0], 0.5), rel=1e-5)

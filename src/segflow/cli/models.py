@@ -98,10 +98,11 @@ def predict_command(
     """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
     segments (COCO panoptic) fused from a semantic and a Mask R-CNN checkpoint."""
     from segflow.cli.volume import split_volumes
+    from segflow.io import list_images
     from segflow.predict.predictor import Predictor
 
     volumes, images = split_volumes(inputs)
-    if volumes and not images:  # NIfTI / DICOM: OUT/NAME_mask.nii.gz, aligned with the source
+    if volumes and not (images and list_images(images)):  # NIfTI / DICOM: NAME_mask.nii.gz
         from segflow.volume.predict import predict_volumes
 
         written, failures = predict_volumes(checkpoint, volumes, out, device=device)
