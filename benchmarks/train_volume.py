@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--model", choices=["both", "25d", "3d"], default="both")
     ap.add_argument("--steps-25d", type=int, default=250)
-    ap.add_argument("--steps-3d", type=int, default=200)
+    ap.add_argument("--steps-3d", type=int, default=160)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

@@ -100,3 +100,20 @@ def test_broken_nifti_in_cli_is_one_line(tmp_path):
     p = segflow("segment", "otsu", bad, "-o", tmp_path / "o")
     assert_one_line_error(p, "bad.nii.gz", "not a readable NIfTI")
     assert not (tmp_path / "o").exists()
+
+
+def test_dicom_series_through_inspect_and_segment(tmp_path):
+    from tests.test_volume_io import _dicom_series
+
+    rng = np.random.default_rng(5)
+    hu = np.full((6, 20, 16), -1000, np.int16)
+    hu[1:5, 5:15, 4:12] = 60 + rng.integers(-5, 5, (4, 10, 8))
+    _dicom_series(tmp_path / "series1", hu, order=[5, 3, 1, 0, 2, 4])
+    v = json.loads(segflow("inspect", "--json", tmp_path / "series1", check=0).stdout)["volumes"][0]
+    assert v["modality"] == "CT" and v["orientation"] == "LPS" and v["shape"] == [16, 20, 6]
+    assert np.allclose(v["spacing_mm"], [0.9, 0.7, 2.5]) and v["intensity"]["min"] == -1000
+    segflow("segment", "otsu", tmp_path / "series1", "-o", tmp_path / "out", check=0)
+    m = read_volume(tmp_path / "out" / "series1_mask.nii.gz")
+    src = read_volume(tmp_path / "series1")
+    assert np.allclose(m.affine, src.affine, atol=1e-4)  # NIfTI keeps the affine in float32
+    assert np.array_equal(m.array, (hu > -470).transpose(2, 1, 0))

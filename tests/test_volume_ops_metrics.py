@@ -187,3 +187,22 @@ def test_metric_edge_cases():
         vm.surface_dice(one, one, 1, float("nan"))
     with pytest.raises(SegflowError, match="spacing"):
         vm.hd95(one, one, (1, float("inf"), 1))
+
+
+def test_wrong_inputs_are_one_line_errors():
+    m = np.zeros((4, 4, 4), bool)
+    with pytest.raises(SegflowError, match="numbers"):
+        vops.threshold_volume(m)
+    with pytest.raises(SegflowError, match="unknown method"):
+        vops.threshold_volume(m.astype(np.float32), "adaptive_mean")
+    with pytest.raises(SegflowError, match="finite value"):
+        vops.threshold_volume(m.astype(np.float32), "fixed", value=float("nan"))
+    with pytest.raises(SegflowError, match="6, 18 or 26"):
+        vops.label3d(m, connectivity=8)
+    with pytest.raises(SegflowError, match="integer"):
+        vops.regions3d(m.astype(np.float32), (1, 1, 1))
+    with pytest.raises(SegflowError, match="min volume"):
+        vops.remove_small3d(m, float("inf"), (1, 1, 1))
+    with pytest.raises(SegflowError, match="3-D"):
+        vops.fill_holes3d(np.zeros((4, 4)))
+    assert vops.regions3d(np.zeros((3, 3, 3), np.int32), (1, 1, 1)) == []
