@@ -103,6 +103,7 @@ def test_tiny_training_then_whole_volume_prediction(tiny_set, tmp_path, model, e
     tr = VolumeTrainer(cfg, device="cpu", progress=False)
     rec = tr.fit()
     assert tr.step == 4 and "dice" in rec and (tmp_path / "run" / "best.pt").is_file()
+    assert {"dice_organ", "dice_lesion"} <= set(rec) and (tmp_path / "run" / "curves.png").is_file()
     src = next((tiny_set / "val" / "images").iterdir())
     written, failures = predict_volumes(tmp_path / "run" / "last.pt", [src], tmp_path / "pred",
                                         device="cpu")

@@ -29,7 +29,7 @@ from segflow.train import checkpoint as ckpt
 from segflow.train.config import TrainConfig
 from segflow.train.data import fingerprint
 from segflow.train.losses import SegLoss
-from segflow.train.trainer import lr_lambda, pick_device
+from segflow.train.trainer import Trainer, lr_lambda, pick_device
 from segflow.volume.io import check_aligned, list_volumes, read_volume, volume_stem
 from segflow.volume.predict import normalize, slab, sliding_window_3d
 
@@ -70,6 +70,7 @@ class VolumeTrainer:
         self.progress = progress
         self.out = Path(cfg.out)
         self.is3d = cfg.model.name == "unet3d"
+        self.instance = False  # read by Trainer.plot
         win = self.vc.window
         data, self.schema = load_volume_set(cfg.data.train, win)
         if cfg.data.val:
@@ -186,6 +187,7 @@ class VolumeTrainer:
             self.save()
             raise
         self.save()
+        Trainer.plot(self)  # the image trainer's curves.png and metrics.csv, from metrics.jsonl
         return self.history[-1] if self.history else {}
 
     def _log(self, rec: dict) -> None:
@@ -232,8 +234,11 @@ class VolumeTrainer:
             ev.update(lab, self.predict_normalised(img))
         r = ev.compute()
         fg = r.dice[1:]
+        names = self.schema.names_by_id()
         return {"miou": r.miou, "dice": float(np.nanmean(fg)) if np.isfinite(fg).any() else None,
-                "dice_per_class": [None if not np.isfinite(v) else float(v) for v in r.dice]}
+                **{f"dice_{names[c] if c < len(names) and names[c] else c}":
+                   None if not np.isfinite(r.dice[c]) else float(r.dice[c])
+                   for c in range(self.num_classes)}}
 
     # ---- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
