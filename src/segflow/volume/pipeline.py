@@ -34,7 +34,7 @@ from segflow.volume.io import Volume, read_volume, volume_stem, write_volume
 
 VOLUME_STEPS = ("grayscale", "blur", "threshold", "open", "close", "fill_holes",
                 "remove_small_objects", "apply_mask", "label", "regions", "draw")
-_THRESHOLDS = ("otsu", "li", "yen", "triangle", "fixed")
+_THRESHOLDS = vops.THRESHOLDS  # one list, kept in segflow.volume.ops
 
 
 def check_volume_spec(spec: PipelineSpec) -> None:
