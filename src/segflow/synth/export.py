@@ -16,7 +16,10 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
                      n_objects: int | None = None, progress: bool = True) -> Path:
     """Generate ``n`` scenes of ``domain`` and write them to ``out`` as ``fmt``."""
     if domain not in DOMAINS:
-        raise SegflowError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+        from segflow.synth import VOLUME_DOMAINS
+
+        raise SegflowError(f"unknown domain {domain!r}; use one of "
+                           f"{', '.join([*DOMAINS, *VOLUME_DOMAINS])}")
     if fmt not in EXPORT_FORMATS:
         raise SegflowError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
     if n < 1:
