@@ -206,3 +206,29 @@ def test_wrong_inputs_are_one_line_errors():
     with pytest.raises(SegflowError, match="3-D"):
         vops.fill_holes3d(np.zeros((4, 4)))
     assert vops.regions3d(np.zeros((3, 3, 3), np.int32), (1, 1, 1)) == []
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_metric_properties_hypothesis():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    masks = arrays(np.bool_, (6, 5, 4))
+    spacing = st.tuples(*[st.floats(0.1, 5.0)] * 3)
+
+    @settings(max_examples=60, deadline=None)
+    @given(masks, masks, spacing, st.floats(0, 10))
+    def check(g, p, sp, tol):
+        h1, h2 = vm.hd95(g, p, sp), vm.hd95(p, g, sp)
+        assert (np.isnan(h1) and np.isnan(h2)) or h1 == pytest.approx(h2)  # symmetric
+        s = vm.surface_dice(g, p, sp, tol)
+        assert np.isnan(s) or 0.0 <= s <= 1.0
+        if g.any():
+            assert vm.hd95(g, g, sp) == 0.0 and vm.surface_dice(g, g, sp, tol) == 1.0
+            assert vm.dice(g, g) == 1.0
+        d = vm.dice(g, p)
+        j = vm.iou(g, p)
+        assert (np.isnan(d) and np.isnan(j)) or d == pytest.approx(2 * j / (1 + j))
+
+    check()
