@@ -275,3 +275,26 @@ def test_inspect_mr_reports_percentiles(tmp_path):
     assert d["intensity"]["p50"] == pytest.approx(np.percentile(mr[mr > 0], 50))
     lv, w = d["window"]["level_width"]
     assert lv - w / 2 == pytest.approx(np.percentile(mr[mr > 0], 0.5), rel=1e-5)
+
+
+def test_nrrd_and_mha_read_with_the_geometry_nibabel_sees(tmp_path):
+    sitk = pytest.importorskip("SimpleITK")
+    rng = np.random.default_rng(3)
+    arr = rng.integers(-1000, 1000, (6, 7, 8)).astype(np.int16)  # ITK order (k, j, i)
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((0.8, 0.9, 2.5))
+    img.SetOrigin((10.0, -20.0, 30.0))
+    c, s = np.cos(0.2), np.sin(0.2)
+    img.SetDirection((c, -s, 0, s, c, 0, 0, 0, 1))
+    sitk.WriteImage(img, str(tmp_path / "a.nii.gz"))  # ITK's own NIfTI writer, read by nibabel
+    ref = read_volume(tmp_path / "a.nii.gz")
+    for ext in ("nrrd", "mha"):
+        sitk.WriteImage(img, str(tmp_path / f"a.{ext}"))
+        v = read_volume(tmp_path / f"a.{ext}")
+        assert np.array_equal(v.array, arr.transpose(2, 1, 0)) and np.array_equal(v.array, ref.array)
+        assert np.allclose(v.affine, ref.affine, atol=1e-4)
+        assert np.allclose(v.spacing, (0.8, 0.9, 2.5))
+    (tmp_path / "bad.nrrd").write_bytes(b"NRRD0004\ntype: nonsense\n\n")
+    with pytest.raises(SegflowError, match="bad.nrrd: not a readable volume") as e:
+        read_volume(tmp_path / "bad.nrrd")
+    assert "\n" not in str(e.value)

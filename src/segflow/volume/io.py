@@ -7,6 +7,7 @@ The array keeps the file's voxel order (``array[i, j, k]``); nothing is resample
 written with :func:`write_mask_volume` lines up voxel for voxel with its source.
 
 * NIfTI (``.nii``, ``.nii.gz``) is read with nibabel (its best affine: sform, else qform).
+* MetaImage and NRRD (``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr``) are read with SimpleITK.
 * A DICOM series (a folder of slices) is read with pydicom: slices are ordered by their
   position along the slice normal (never by file name or InstanceNumber), the slice step is
   checked to be uniform (a gap means missing slices), and the rescale slope/intercept is
@@ -31,6 +32,8 @@ from segflow.volume._deps import need
 #: Volumes with more voxels than this are refused before their data is read.
 MAX_VOXELS = 1_000_000_000
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: Other single-file volume formats, read with SimpleITK (masks are written as NIfTI).
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -75,9 +78,9 @@ class Volume:
 
 
 def is_volume_path(path: str | os.PathLike) -> bool:
-    """True for a NIfTI file or a folder holding DICOM files (``*.dcm``)."""
+    """True for a NIfTI, NRRD or MetaImage file, or a folder holding DICOM files (``*.dcm``)."""
     p = Path(path)
-    if p.name.lower().endswith(NIFTI_SUFFIXES):
+    if p.name.lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES):
         return True
     return p.is_dir() and any(q.suffix.lower() == ".dcm" for q in p.iterdir())
 
@@ -85,7 +88,7 @@ def is_volume_path(path: str | os.PathLike) -> bool:
 def volume_stem(path: str | os.PathLike) -> str:
     """``scan.nii.gz`` -> ``scan``; a DICOM folder -> its name."""
     name = Path(path).name
-    for s in NIFTI_SUFFIXES:
+    for s in NIFTI_SUFFIXES + ITK_SUFFIXES:
         if name.lower().endswith(s):
             return name[: -len(s)]
     return name
@@ -120,7 +123,10 @@ def read_volume(path: str | os.PathLike, *, max_voxels: int = MAX_VOXELS) -> Vol
         return read_dicom_series(p, max_voxels=max_voxels)
     if p.name.lower().endswith(NIFTI_SUFFIXES):
         return read_nifti(p, max_voxels=max_voxels)
-    raise ImageReadError(f"{p}: not a volume; give a .nii/.nii.gz file or a folder of DICOM slices")
+    if p.name.lower().endswith(ITK_SUFFIXES):
+        return read_itk(p, max_voxels=max_voxels)
+    raise ImageReadError(f"{p}: not a volume; give a .nii/.nii.gz, .nrrd or .mha file or a "
+                         "folder of DICOM slices")
 
 
 def _check_affine(affine: np.ndarray, where: str) -> np.ndarray:
@@ -173,6 +179,32 @@ def read_nifti(path: str | os.PathLike, *, max_voxels: int = MAX_VOXELS) -> Volu
                              "truncated or corrupt") from None
     arr = arr.reshape(shape)
     return Volume(arr, affine, None, where, img.header)
+
+
+def read_itk(path: str | os.PathLike, *, max_voxels: int = MAX_VOXELS) -> Volume:
+    """Read a NRRD or MetaImage file with SimpleITK (ITK's LPS geometry turned into RAS)."""
+    sitk = need("SimpleITK")
+    p = Path(path)
+    try:
+        r = sitk.ImageFileReader()
+        r.SetFileName(str(p))
+        r.ReadImageInformation()
+        size = r.GetSize()
+        if r.GetNumberOfComponents() != 1:
+            raise ImageReadError(f"{p}: {r.GetNumberOfComponents()} components per voxel; give "
+                                 "a scalar volume")
+        _check_shape(size, str(p), max_voxels)
+        img = r.Execute()
+    except RuntimeError as e:
+        msg = " ".join(str(e).split())[-160:]
+        raise ImageReadError(f"{p}: not a readable volume ({msg})") from None
+    d = np.array(img.GetDirection(), np.float64).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = d @ np.diag(img.GetSpacing())
+    lps[:3, 3] = img.GetOrigin()
+    affine = _check_affine(_LPS_TO_RAS @ lps, str(p))
+    arr = sitk.GetArrayFromImage(img).transpose(2, 1, 0)  # ITK (k, j, i) -> (i, j, k)
+    return Volume(np.ascontiguousarray(arr), affine, None, str(p))
 
 
 def _dicom_files(folder: Path) -> list[Path]:
