@@ -26,12 +26,15 @@ EXTRAS: dict[str, dict[str, str]] = {
                "alembic": "database migrations", "argon2": "password hashing",
                "multipart": "uploads", "psycopg": "PostgreSQL"},
     "qc": {"SimpleITK": "STAPLE consensus"},
+    "medical": {"nibabel": "NIfTI volumes", "pydicom": "DICOM series",
+                "SimpleITK": "DICOM, NRRD and MetaImage volumes"},
 }
 #: the modules ``require(extra)`` checks when none are named
 DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
     "deep": ("torch", "torchvision"),
     "studio": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "argon2", "multipart"),
     "qc": ("SimpleITK",),
+    "medical": ("nibabel", "pydicom", "SimpleITK"),
 }
 
 

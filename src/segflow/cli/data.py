@@ -17,7 +17,8 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
 
 
 @app.command(epilog=f"""
-**Domains**: street, agriculture, medical, aerial, retail. **Formats**: {formats_help()}.
+**Domains**: street, agriculture, medical, aerial, retail; medical3d writes NIfTI volumes
+(images/, labels/, schema.json; --format is ignored). **Formats**: {formats_help()}.
 
 **Examples**
 
@@ -26,6 +27,8 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
     segflow data synth retail -n 50 --seed 99 --format coco -o data/retail-val
 
     segflow data synth medical -n 20 --difficulty hard --format coco_panoptic -o data/ct
+
+    segflow data synth medical3d -n 10 --size 96 -o data/ct3d
 """)
 def synth(
     domain: str = typer.Argument(..., help="Application domain."),
@@ -39,10 +42,16 @@ def synth(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Generate a synthetic set with exact semantic, instance and panoptic ground truth."""
+    from segflow.synth import VOLUME_DOMAINS
     from segflow.synth.export import export_synthetic
 
-    export_synthetic(domain, out, n=n, seed=seed, size=size, fmt=fmt, difficulty=difficulty,
-                     n_objects=n_objects, progress=not json_out and sys.stderr.isatty())
+    if domain in VOLUME_DOMAINS:
+        VOLUME_DOMAINS[domain][0](out, n=n, seed=seed, size=size, difficulty=difficulty,
+                                  n_lesions=n_objects, progress=not json_out and sys.stderr.isatty())
+        fmt = "nifti"
+    else:
+        export_synthetic(domain, out, n=n, seed=seed, size=size, fmt=fmt, difficulty=difficulty,
+                         n_objects=n_objects, progress=not json_out and sys.stderr.isatty())
     if json_out:
         emit_json({"domain": domain, "n": n, "format": fmt, "outputs": [str(out)]})
     else:

@@ -17,7 +17,10 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
                      n_objects: int | None = None, progress: bool = True) -> Path:
     """Generate ``n`` scenes of ``domain`` and write them to ``out`` as ``fmt``."""
     if domain not in DOMAINS:
-        raise SegflowError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
+        from segflow.synth import VOLUME_DOMAINS
+
+        raise SegflowError(f"unknown domain {domain!r}; use one of "
+                           f"{', '.join([*DOMAINS, *VOLUME_DOMAINS])}")
     get_format(fmt)
     if n < 1:
         raise SegflowError(f"-n must be at least 1, got {n}")
