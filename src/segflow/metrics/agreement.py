@@ -369,12 +369,17 @@ def _error_kinds_compact(ca: np.ndarray, cr: np.ndarray, n: int, background) -> 
         ids = np.atleast_1d(np.asarray(background))
         if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= n:
             raise ParameterError(f"background must be class ids 0..{n - 1}, got {background!r}")
-        is_bg = np.zeros(256 if ca.dtype == np.uint8 else 65536, bool)
-        is_bg[ids] = True
-        bg_a, bg_r = is_bg[ca], is_bg[cr]
-        diff = out > 0
-        out[diff & bg_a & ~bg_r] = MISSED
-        out[diff & bg_r & ~bg_a] = OVERPAINTED
+        is_bg = np.zeros(256 if ca.dtype == np.uint8 else 65536, np.uint8)
+        is_bg[ids] = 1
+        if ca.dtype == np.uint8:
+            bg_a, bg_r = cv2.LUT(ca, is_bg), cv2.LUT(cr, is_bg)
+        else:
+            bg_a, bg_r = is_bg[ca], is_bg[cr]
+        # Where they differ: 3 (wrong class), less 2 where only the annotation is background
+        # (missed), less 1 where only the reference is (over-painted). All in uint8.
+        only_a = bg_a & (1 - bg_r)
+        only_r = bg_r & (1 - bg_a)
+        out = (out > 0).view(np.uint8) * (3 - 2 * only_a - only_r)
     return out
 
 
