@@ -30,8 +30,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import print_rows, row, timeit  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def photo(w: int, h: int) -> np.ndarray:
     """A natural photo at w x h: scikit-image's 'coffee' resized (bilinear keeps it natural)."""
@@ -120,7 +118,7 @@ def _make_folder(root: Path, n: int = 200) -> None:
 def bench_workers() -> list[dict]:
     from segflow.pipeline import load_pipeline, run_pipeline
 
-    spec = load_pipeline(ROOT / "pipelines" / "otsu.yaml")
+    spec = load_pipeline("otsu")
     with tempfile.TemporaryDirectory() as d:
         src = Path(d) / "in"
         _make_folder(src)
@@ -163,7 +161,7 @@ def bench_memory() -> list[dict]:
                         str(Path(__file__).parent)], check=True)
         t0 = time.perf_counter()
         p = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, "run",
-                            str(ROOT / "pipelines/otsu.yaml"), str(big), "-o", str(Path(d) / "out")],
+                            "otsu", str(big), "-o", str(Path(d) / "out")],
                            capture_output=True, text=True)
         elapsed = time.perf_counter() - t0
         assert p.returncode == 0, p.stderr

@@ -78,7 +78,7 @@ def test_run_folder_json_lists_failure(tmp_path, samples):
     write_image(src / "a.png", samples["coins"])
     write_image(src / "b.png", samples["camera"])
     (src / "c.png").write_bytes(b"not really a png")
-    p = segflow("run", "pipelines/objects.yaml", src, "-o", tmp_path / "out", "--json")
+    p = segflow("run", "objects", src, "-o", tmp_path / "out", "--json")
     assert p.returncode == 1 and "Traceback" not in p.stderr
     d = json.loads(p.stdout)
     assert d["images"] == 3 and d["failed"] == 1

@@ -343,5 +343,5 @@ def test_panoptic_prediction_fuses_two_checkpoints(tiny_data, tmp_path):
         # stuff never overlaps things: each pixel has one segment, every segment has pixels
         assert set(np.unique(pan.seg_ids)) - {0} == {s.id for s in pan.segments}
         assert things_ids <= set(np.unique(pan.seg_ids))
-    with pytest.raises(SegflowError, match="semantic checkpoint and a Mask R-CNN"):
+    with pytest.raises(SegflowError, match="panoptic prediction needs a semantic checkpoint"):
         things.panoptic(np.zeros((64, 64, 3), np.uint8), sem)

@@ -11,12 +11,21 @@ from segflow.io import read_mask, write_image
 from segflow.ops import label, threshold
 from segflow.pipeline import load_pipeline, parse_pipeline, run_pipeline
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def test_builtin_pipelines_are_package_data():
+    from segflow import resources
+
+    assert set(resources.names("pipelines")) == {"coins", "otsu", "objects", "kmeans", "cells",
+                                                 "document"}
+    with pytest.raises(ConfigError, match="no such pipeline file.*cells, coins"):
+        load_pipeline("no_such_pipeline")
+    with pytest.raises(ConfigError, match="no such pipeline"):
+        load_pipeline("../pipelines/cells")  # names only, never a path out of the package
 
 
-@pytest.mark.parametrize("name", ["coins", "otsu", "objects", "kmeans", "cells"])
+@pytest.mark.parametrize("name", ["coins", "otsu", "objects", "kmeans", "cells", "document"])
 def test_shipped_pipelines_validate(name):
-    spec = load_pipeline(ROOT / "pipelines" / f"{name}.yaml")
+    spec = load_pipeline(name)  # built-in: package data
     assert spec.steps and spec.name == name
 
 
@@ -26,7 +35,8 @@ def test_shipped_pipelines_validate(name):
     ([{"blur": {"method": "box"}}], "step 1 (blur): method: .*allowed values: gaussian, median"),
     ([{"blur": {"sigma": -1}}], "step 1 (blur): sigma: "),
     ([{"threshold": {"classes": 9}}], "step 1 (threshold): classes"),
-    (["grayscale", "label"], "step 2 (label) needs a mask; put one of .*threshold"),
+    (["grayscale", "label"], "step 2 (label) needs a mask, but no step before it makes one; "
+                             "put one of .*threshold"),
     (["threshold", "regions"], "step 2 (regions) needs labelled objects"),
     ([42], "step 1: write a step as"),
 ])
@@ -75,7 +85,7 @@ def test_folder_with_corrupt_file_finishes_the_others(tmp_path, samples):
     for i in range(3):
         write_image(src / "sub" / f"ok{i}.png", samples["camera"][i * 10:])
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
-    spec = load_pipeline(ROOT / "pipelines" / "otsu.yaml")
+    spec = load_pipeline("otsu")
     rep = run_pipeline(spec, [src], tmp_path / "out", progress=False)
     assert len(rep.results) == 4
     assert [Path(f.input).name for f in rep.failures] == ["broken.png"]
@@ -88,7 +98,7 @@ def test_two_workers_give_the_same_outputs(tmp_path, samples):
     src = tmp_path / "in"
     for i, n in enumerate(["coins", "camera", "moon", "page"]):
         write_image(src / f"{i}.png", samples[n])
-    spec = load_pipeline(ROOT / "pipelines" / "objects.yaml")
+    spec = load_pipeline("objects")
     a = run_pipeline(spec, [src], tmp_path / "a", workers=1, progress=False)
     b = run_pipeline(spec, [src], tmp_path / "b", workers=2, progress=False)
     assert [r.threshold for r in a.results] == [r.threshold for r in b.results]
@@ -99,7 +109,7 @@ def test_two_workers_give_the_same_outputs(tmp_path, samples):
 
 def test_save_steps_writes_every_intermediate(tmp_path, samples):
     write_image(tmp_path / "c.png", samples["coins"])
-    spec = load_pipeline(ROOT / "pipelines" / "coins.yaml")
+    spec = load_pipeline("coins")
     rep = run_pipeline(spec, [tmp_path / "c.png"], tmp_path / "out", save_steps=True,
                        progress=False)
     steps = sorted(p.name for p in (tmp_path / "out" / "c_steps").iterdir())
@@ -111,6 +121,6 @@ def test_cells_pipeline_splits_touching_objects(tmp_path):
     from tests.conftest import touching_discs
 
     write_image(tmp_path / "d.png", touching_discs(noise=5))
-    spec = load_pipeline(ROOT / "pipelines" / "cells.yaml")
+    spec = load_pipeline("cells")
     rep = run_pipeline(spec, [tmp_path / "d.png"], tmp_path / "out", progress=False)
     assert rep.results[0].n_objects == 2

@@ -1,11 +1,14 @@
 """Evaluating predictions against ground truth in any supported format.
 
 * semantic: ground truth = a dataset (any format with semantic masks) or a folder of mask
-  PNGs; predictions = a folder of mask PNGs with the same file names;
-* panoptic: ground truth and predictions = COCO panoptic (or segflow folders) datasets;
+  PNGs; predictions = a folder of mask PNGs with the same file names. Without a schema the
+  class ids are those found in the masks (ground truth and predictions together);
+* panoptic: ground truth and predictions = COCO panoptic datasets (a folder, or panopticapi's
+  ``NAME.json`` with its ``NAME/`` PNG folder) or segflow folders;
 * instance: ground truth = COCO instances (dataset folder or JSON); predictions = a COCO
-  results JSON (``image_id``, ``category_id``, ``segmentation`` RLE, ``score``), scored by
-  pycocotools' ``COCOeval`` (mask AP, AP50, AP75, AP by size, AR).
+  results JSON (``image_id`` -- or ``file_name``, as ``segflow predict`` writes --,
+  ``category_id``, ``segmentation`` RLE, ``score``), scored by pycocotools' ``COCOeval``
+  (mask AP, AP50, AP75, AP by size, AR).
 """
 
 from __future__ import annotations
@@ -23,33 +26,68 @@ from segflow.formats import detect, open_dataset
 from segflow.io import read_mask
 from segflow.metrics import PanopticEvaluator, SemanticEvaluator
 
+#: The most classes a semantic evaluation takes: its confusion matrix is classes^2 int64.
+MAX_CLASSES = 4096
+
 
 def _mask_files(root: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(root.rglob("*.png"))}
 
 
+def _infer_classes(files: dict[str, Path], preds: dict[str, Path], ignore: int) -> list[int]:
+    """The class ids in a schema-less set: every id in the ground-truth masks and in the
+    matching predictions (the ignore id excepted)."""
+    found: set[int] = set()
+    for name, p in files.items():
+        for path in (p, preds.get(name)):
+            if path is not None:
+                found.update(np.unique(read_mask(path)).tolist())
+    found.discard(ignore)
+    return sorted(found)
+
+
 def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
                       boundary_tolerance: int | None = None, worst: int = 5):
-    """Returns (SemanticResult, schema or None, worst images [(name, miou)])."""
+    """Returns (SemanticResult, schema or None, worst images [(name, miou)], inferred class
+    ids or None). Without a schema and ``num_classes``, the class ids are inferred from the
+    masks (a first pass over them)."""
     gt, pred = Path(gt), Path(pred)
     preds = _mask_files(pred)
     schema: LabelSchema | None = None
+    inferred: list[int] | None = None
     try:
         ds = open_dataset(gt)
+    except SegflowError:
+        ds = None
+    if ds is not None:
+        if ds.kind == "instances":
+            raise SegflowError(f"{gt}: holds object instances, not semantic masks; use "
+                               "--task instance, or convert it first")
         schema = ds.schema
         pairs = ((it.name, lambda it=it: it.semantic.ids) for it in ds)
         n_gt = len(ds)
-    except SegflowError:
-        files = _mask_files(gt)
+    else:
+        files = _mask_files(gt) if gt.is_dir() else {}
         if not files:
-            raise SegflowError(f"{gt}: no ground-truth masks (*.png) or dataset found") from None
+            raise SegflowError(f"{gt}: no ground-truth masks (*.png) or dataset found")
         pairs = ((n, lambda p=p: read_mask(p)) for n, p in files.items())
         n_gt = len(files)
-    n = num_classes or (schema.num_classes if schema else None)
-    if n is None:
-        raise SegflowError(f"{gt}: no schema.json; give --num-classes")
-    # Names indexed by class id; ids outside the schema are not reported.
-    names = (schema.names_by_id() + [None] * n)[:n] if schema is not None else None
+        if num_classes is None:
+            inferred = _infer_classes(files, preds, 255)
+            if inferred and inferred[-1] >= MAX_CLASSES:
+                raise SegflowError(f"{gt}: the masks hold ids up to {inferred[-1]}; are they "
+                                   "instance ids? Give class masks, a schema.json or --num-classes")
+    if num_classes is not None and not 1 <= num_classes <= MAX_CLASSES:
+        raise SegflowError(f"--num-classes must be 1..{MAX_CLASSES}, got {num_classes}")
+    n = num_classes or (schema.num_classes if schema else max(inferred or [0]) + 1)
+    # Names indexed by class id; ids outside the schema (or not found) are not reported.
+    if schema is not None:
+        names = (schema.names_by_id() + [None] * n)[:n]
+    elif inferred is not None:
+        present = set(inferred)
+        names = [str(i) if i in present else None for i in range(n)]
+    else:
+        names = None
     ev = SemanticEvaluator(n, ignore_index=schema.ignore_index if schema else 255,
                            class_names=names, boundary_tolerance=boundary_tolerance)
     missing, per_image = [], []
@@ -63,7 +101,7 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
         raise SegflowError(f"{pred}: no prediction for {len(missing)} of {n_gt} images "
                            f"(first: {missing[0]}.png); names must match the ground truth")
     per_image.sort(key=lambda t: (np.nan_to_num(t[1], nan=2.0)))
-    return ev.compute(), schema, per_image[:worst]
+    return ev.compute(), schema, per_image[:worst], inferred
 
 
 def evaluate_panoptic(gt: Path, pred: Path):
@@ -84,13 +122,19 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    gt = Path(gt)
-    if gt.is_dir():
-        if detect(gt) != "coco":
-            raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
-        from segflow.formats.coco import find_json
+    from segflow.formats.coco import find_json
 
+    gt = Path(gt)
+    if not gt.exists():
+        raise SegflowError(f"{gt}: no such ground-truth folder or file")
+    if gt.is_file() and detect(gt) != "coco":
+        raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
+    try:  # a folder: its annotations/instances_*.json even beside panoptic ones (Detectron2)
         gt = find_json(gt, "instances")[0]
+    except SegflowError:
+        raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth") from None
+    if detect(gt) != "coco":
+        raise SegflowError(f"{gt}: instance evaluation needs COCO instances ground truth")
     try:
         results = json.loads(Path(pred).read_text())
     except FileNotFoundError:
@@ -99,15 +143,39 @@ def evaluate_instances(gt: Path, pred: Path) -> dict:
         raise SegflowError(f"{pred}: not valid JSON (line {e.lineno}: {e.msg})") from None
     if not isinstance(results, list):
         raise SegflowError(f"{pred}: a COCO results file is a JSON list of detections")
+    from segflow.formats.base import read_json, require_keys
+
+    data = read_json(gt, "COCO instances annotations")
+    require_keys(data, ("images", "annotations", "categories"), gt, "COCO instances")
+    for k, a in enumerate(data["annotations"]):
+        if isinstance(a, dict):
+            # pycocotools' matcher takes annotation id 0 for "unmatched": Label Studio numbers
+            # from 0, so its first object could never be found. Ids only name objects here.
+            a["id"] = k + 1
+        if isinstance(a, dict) and not a.get("segmentation") and len(a.get("bbox") or []) == 4:
+            x, y, w, h = a["bbox"]  # a box without a mask (Label Studio's rectangles): the box,
+            a["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]  # as segflow reads it
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt = COCO(str(gt))
+        coco_gt = COCO()
+        coco_gt.dataset = data
+        coco_gt.createIndex()
         if not results:
             n = len(coco_gt.getAnnIds(iscrowd=False))
             return {"ap": 0.0, "ap50": 0.0, "ap75": 0.0, "aps": 0.0, "apm": 0.0, "apl": 0.0,
                     "ar": 0.0, "counting_error": n / max(len(coco_gt.getImgIds()), 1),
                     "images": len(coco_gt.getImgIds())}
         known = set(coco_gt.getImgIds())
+        by_name = {Path(str(im["file_name"]).replace("\\", "/")).stem: i
+                   for i, im in coco_gt.imgs.items()}
         for k, r in enumerate(results):
+            if not isinstance(r, dict):
+                raise SegflowError(f"{pred}: detection {k} is not a JSON object")
+            if "image_id" not in r and "file_name" in r:  # as segflow predict writes them
+                stem = Path(str(r["file_name"]).replace("\\", "/")).stem
+                if stem not in by_name:
+                    raise SegflowError(f"{pred}: detection {k} is for {r['file_name']}, which "
+                                       f"is not among the ground truth's images")
+                r["image_id"] = by_name[stem]
             if r.get("image_id") not in known:
                 raise SegflowError(f"{pred}: detection {k} has unknown image_id {r.get('image_id')}")
         coco_dt = coco_gt.loadRes(results)

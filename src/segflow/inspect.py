@@ -116,7 +116,8 @@ def characterise(image: np.ndarray, path: str = "<array>") -> Characteristics:
 
 
 def suggest(c: Characteristics) -> tuple[str, str]:
-    """A starting pipeline (a name in ``pipelines/``) and the reason, from the measurements."""
+    """A starting pipeline (a built-in pipeline name, see :mod:`segflow.resources`) and the
+    reason, from the measurements."""
     if c.contrast < 2:
         return "otsu", "almost constant image: nothing to segment; Otsu as a start"
     if c.channels >= 3 and c.colourfulness > 40 and c.bimodality < 0.8:

@@ -14,14 +14,16 @@ instance/segment ids as a 16-bit grey PNG (ids 0..65535).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from segflow.atomic import atomic_path
 from segflow.errors import ImageReadError, SegflowError
 
 #: Default pixel cap: images with more pixels are refused (no decompression bombs).
@@ -32,40 +34,70 @@ IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 )
 
-_max_pixels = DEFAULT_MAX_PIXELS
+# Pillow's own decompression-bomb check reads a process-wide setting, which would have to be
+# toggled per call (racy under the studio's threads) to honour a per-call cap. It is switched off
+# once, here, and every read checks the header's size against its own cap before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
+#: The cap in force in this context (thread / task), set by :func:`pixel_limit`.
+_limit: contextvars.ContextVar[int | None] = contextvars.ContextVar("segflow_max_pixels",
+                                                                     default=None)
+
+
+def _positive(n, what: str) -> int:
+    try:
+        v = int(n)
+    except (TypeError, ValueError, OverflowError):
+        raise SegflowError(f"{what} must be a positive whole number, got {n!r}") from None
+    if isinstance(n, float) and not n.is_integer() or v <= 0:
+        raise SegflowError(f"{what} must be a positive whole number, got {n!r}")
+    return v
+
+
+@contextlib.contextmanager
+def pixel_limit(n: int):
+    """Use pixel cap ``n`` for reads in this context (this thread or asyncio task only)::
+
+        with pixel_limit(400_000_000):
+            img = read_image("huge.tif")
+    """
+    token = _limit.set(_positive(n, "max_pixels"))
+    try:
+        yield
+    finally:
+        _limit.reset(token)
 
 
 def set_max_pixels(n: int) -> None:
-    """Change the process-wide pixel cap used when no ``max_pixels`` is given."""
-    global _max_pixels
-    if n <= 0:
-        raise SegflowError(f"max_pixels must be positive, got {n}")
-    _max_pixels = int(n)
+    """Set the pixel cap for the rest of the current context (thread); prefer
+    :func:`pixel_limit` or the ``max_pixels`` argument, which undo themselves."""
+    _limit.set(_positive(n, "max_pixels"))
 
 
-def get_max_pixels() -> int:
-    """The process-wide pixel cap (default 100 MP, or ``SEGFLOW_MAX_PIXELS``)."""
+def get_max_pixels(max_pixels: int | None = None) -> int:
+    """The pixel cap a read uses, the most explicit first: the ``max_pixels`` argument, then
+    :func:`pixel_limit` (the CLI's ``--max-pixels``), then ``SEGFLOW_MAX_PIXELS``, then 100 MP."""
+    if max_pixels is not None:
+        return _positive(max_pixels, "max_pixels")
+    scoped = _limit.get()
+    if scoped is not None:
+        return scoped
     env = os.environ.get("SEGFLOW_MAX_PIXELS")
-    return int(env) if env else _max_pixels
+    if env:
+        return _positive(env.strip(), "SEGFLOW_MAX_PIXELS")
+    return DEFAULT_MAX_PIXELS
 
 
 def _open_checked(path: Path, max_pixels: int | None) -> Image.Image:
-    """Open an image lazily, refusing missing files, non-images and oversized images."""
+    """Open an image lazily (the header only), refusing missing files, non-images and images
+    over the pixel cap before any pixel is decoded."""
     if not path.exists():
         raise ImageReadError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image file")
-    cap = max_pixels if max_pixels is not None else get_max_pixels()
+    cap = get_max_pixels(max_pixels)
     try:
-        with warnings.catch_warnings():
-            # We check the size ourselves below, with a clearer message than Pillow's.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            old = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None
-            try:
-                img = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = old
+        img = Image.open(path)
     except UnidentifiedImageError:
         raise ImageReadError(
             f"{path}: not an image (no known image format); give a PNG, JPEG, TIFF, BMP or WebP"
@@ -159,6 +191,18 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.
 _ORIENTATION = 0x0112
 
 
+def image_size(path: str | os.PathLike, *, max_pixels: int | None = None) -> tuple[int, int]:
+    """``(height, width)`` of the array :func:`read_image` would return (EXIF rotation
+    applied), from the file's header only."""
+    path = Path(path)
+    with _open_checked(path, max_pixels) as img:
+        w, h = img.size
+        exif = img.getexif() if img.format != "PNG" or "exif" in img.info else {}
+        if exif.get(_ORIENTATION, 1) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+            w, h = h, w
+    return h, w
+
+
 def _read_png_cv2(path: Path, img: Image.Image) -> np.ndarray | None:
     """Decode a plain PNG with OpenCV: one buffer instead of Pillow's two (large images).
 
@@ -234,15 +278,8 @@ def _voc_palette(n: int) -> np.ndarray:
 
 def _atomic_save(path: Path, save) -> None:
     """Write through a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the suffix last: OpenCV picks the encoder from it.
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:  # the suffix stays last: OpenCV picks the encoder from it
         save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def write_mask(

@@ -205,8 +205,7 @@ def consensus(paths: list[str | Path], out: str | Path, *, task: str = "semantic
     (default: folders for semantic and panoptic, coco for instances); returns a summary."""
     from rich.progress import track
 
-    from segflow.formats.convert import WRITERS, write_dataset
-    from segflow.formats.folders import write as write_folders
+    from segflow.formats import FORMATS, Sample, write_dataset
     from segflow.metrics.consensus import (
         METHODS,
         instance_consensus,
@@ -218,8 +217,8 @@ def consensus(paths: list[str | Path], out: str | Path, *, task: str = "semantic
     if method not in METHODS:
         raise SegflowError(f"unknown consensus method {method!r}; use one of {', '.join(METHODS)}")
     to = to or ("coco" if task == "instance" else "folders")
-    if to not in WRITERS:
-        raise SegflowError(f"unknown output format {to!r}; use one of {', '.join(WRITERS)}")
+    if to not in FORMATS:
+        raise SegflowError(f"unknown output format {to!r}; use one of {', '.join(FORMATS)}")
     if task == "semantic" and to != "folders":
         raise SegflowError(f"--format {to} cannot hold semantic masks alone; use folders")
     paths = [str(p) for p in paths]
@@ -236,12 +235,12 @@ def consensus(paths: list[str | Path], out: str | Path, *, task: str = "semantic
             yield items
 
     if task == "semantic":
-        write_folders(Path(out), schema, (
-            (items[0].name, image_of(items[0]),
-             SemanticMask(semantic_consensus([_semantic(it, schema, p) for it, p in zip(items, paths)],
-                                             schema.num_classes, method=method,
-                                             ignore_index=schema.ignore_index, where=items[0].name),
-                          schema.ignore_index), None)
+        write_dataset(out, "folders", schema, (
+            Sample(items[0].name, image_of(items[0]), semantic=SemanticMask(
+                semantic_consensus([_semantic(it, schema, p) for it, p in zip(items, paths)],
+                                   schema.num_classes, method=method,
+                                   ignore_index=schema.ignore_index, where=items[0].name),
+                schema.ignore_index))
             for items in each()))
     elif task == "instance":
         def inst_items():
@@ -249,14 +248,14 @@ def consensus(paths: list[str | Path], out: str | Path, *, task: str = "semantic
                 sets_ = [_panoptic(it, schema, "instance", p).to_instances()
                          for it, p in zip(items, paths)]
                 inst = instance_consensus(sets_, method=method, where=items[0].name)
-                yield items[0].name, image_of(items[0]), panoptic_from(None, inst, schema), inst
+                yield Sample(items[0].name, image_of(items[0]), panoptic_from(None, inst, schema), inst)
         write_dataset(out, to, schema, inst_items())
     else:
         def pan_items():
             for items in each():
                 pans = [_panoptic(it, schema, "panoptic", p) for it, p in zip(items, paths)]
-                yield (items[0].name, image_of(items[0]),
-                       panoptic_consensus(pans, schema, method=method, where=items[0].name), None)
+                yield Sample(items[0].name, image_of(items[0]),
+                             panoptic_consensus(pans, schema, method=method, where=items[0].name))
         write_dataset(out, to, schema, pan_items())
     return {"annotators": paths, "task": task, "method": method, "format": to,
             "images": len(sets[0]), "outputs": [str(out)]}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from segflow.atomic import atomic_write_text
+
 _env = Environment(loader=PackageLoader("segflow", "templates"),
                    autoescape=select_autoescape(["html"]))
 
@@ -17,10 +19,5 @@ def relpath(path: str | os.PathLike, start: str | os.PathLike) -> str:
 
 def write_report(path: str | os.PathLike, template: str, **context) -> Path:
     """Render ``templates/<template>`` with ``context`` to ``path`` (atomically)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     html = _env.get_template(template).render(**context)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, html)

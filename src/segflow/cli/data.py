@@ -8,14 +8,16 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import console, emit_json
+from segflow.formats import FORMAT_NAMES, formats_help
+
+_NAMES = ", ".join(FORMAT_NAMES)
 
 app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=True,
                   rich_markup_mode="markdown")
 
 
-@app.command(epilog="""
-**Domains**: street, agriculture, medical, aerial, retail. **Formats**: folders (images,
-semantic and panoptic PNGs + schema.json), coco (instances, RLE), coco_panoptic.
+@app.command(epilog=f"""
+**Domains**: street, agriculture, medical, aerial, retail. **Formats**: {formats_help()}.
 
 **Examples**
 
@@ -30,7 +32,7 @@ def synth(
     n: int = typer.Option(100, "-n", help="Number of images."),
     size: int = typer.Option(256, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Seed; sets with different seeds never share a scene."),
-    fmt: str = typer.Option("folders", "--format", help="Output format."),
+    fmt: str = typer.Option("folders", "--format", help=f"Output format: {_NAMES}."),
     difficulty: str = typer.Option("medium", "--difficulty", help="easy, medium or hard."),
     n_objects: int = typer.Option(None, "--objects", help="Things per image (default: the domain's)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
@@ -48,16 +50,20 @@ def synth(
 
 
 def convert_command(
-    src: Path = typer.Argument(..., help="Source dataset folder."),
+    src: Path = typer.Argument(..., help="Source dataset: a folder, or a COCO / COCO panoptic "
+                               "JSON file."),
     out: Path = typer.Option(..., "-o", "--out", help="Destination folder."),
-    to: str = typer.Option(..., "--to", help="folders, coco, coco_panoptic, cityscapes or voc."),
-    src_format: str = typer.Option(None, "--from", help="Source format (default: detected)."),
+    to: str = typer.Option(..., "--to", help=f"Target format: {_NAMES}."),
+    src_format: str = typer.Option(None, "--from", help=f"Source format (default: detected): "
+                                   f"{_NAMES}."),
+    images: Path = typer.Option(None, "--images", help="Folder of the images, when they are not "
+                                "where the annotations say (beside the JSON, images/)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Convert a dataset between formats and say exactly what the target cannot hold."""
     from segflow.formats.convert import convert
 
-    lost = convert(src, out, to=to, src_format=src_format,
+    lost = convert(src, out, to=to, src_format=src_format, images=images,
                    progress=not json_out and sys.stderr.isatty())
     if json_out:
         emit_json({"outputs": [str(out)], "format": to, "lost": lost})
@@ -69,10 +75,16 @@ def convert_command(
         console.print("lossless")
 
 
-CONVERT_EPILOG = """
+CONVERT_EPILOG = f"""
+**Formats**: {formats_help()}.
+
 **Examples**
 
     segflow convert data/street -o data/street-cityscapes --to cityscapes
+
+    segflow convert export/result.json -o data/ls --to folders   # Label Studio's COCO export
+
+    segflow convert annotations/panoptic_val2017.json -o data/val --to cityscapes --images val2017
 
     segflow convert data/street-pan -o data/street-coco --to coco     # drops stuff, says so
 

@@ -7,13 +7,15 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from segflow.cli._common import emit_json
+from segflow.cli._common import emit_json, error_line
 from segflow.errors import SegflowError
 
 EPILOG = """
 **Inputs**: semantic — mask folders (or any dataset with semantic masks) with matching file
-names; instance — COCO ground truth + COCO results JSON; panoptic — COCO panoptic (or segflow
-folders) for both.
+names; without a schema.json the class ids are read from the masks (said on stderr, and as
+`inferred_classes` in --json). instance — COCO ground truth (folder or .json) + COCO results
+JSON (`segflow predict`'s detections.json too). panoptic — COCO panoptic for both: a folder,
+or panopticapi's NAME.json beside its NAME/ PNG folder (or segflow folders).
 
 **Examples**
 
@@ -22,6 +24,10 @@ folders) for both.
     segflow eval --task panoptic --gt data/val-coco-pan --pred out/pred-pan --report eval.html
 
     segflow eval --task instance --gt data/retail-val --pred out/detections.json
+
+    segflow eval --task panoptic --gt coco/annotations/panoptic_val2017.json --pred out/pan
+
+    segflow eval --task semantic --gt masks/gt --pred masks/pred     # ids read from the masks
 """
 
 
@@ -29,7 +35,8 @@ def eval_command(
     task: str = typer.Option(..., "--task", help="semantic, instance or panoptic."),
     gt: Path = typer.Option(..., "--gt", help="Ground truth (folder or JSON)."),
     pred: Path = typer.Option(..., "--pred", help="Predictions (folder or JSON)."),
-    num_classes: int = typer.Option(None, "--num-classes", help="Semantic, without a schema."),
+    num_classes: int = typer.Option(None, "--num-classes", help="Semantic, without a schema: "
+                                    "ids 0..N-1 (default: the ids found in the masks)."),
     boundary: int = typer.Option(None, "--boundary-tolerance",
                                  help="Semantic: also boundary F1 with this tolerance (px)."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
@@ -43,9 +50,14 @@ def eval_command(
 
     out = Console()
     if task == "semantic":
-        res, schema, worst = evaluate.evaluate_semantic(gt, pred, num_classes=num_classes,
-                                                        boundary_tolerance=boundary)
+        res, schema, worst, inferred = evaluate.evaluate_semantic(
+            gt, pred, num_classes=num_classes, boundary_tolerance=boundary)
         d = res.to_dict()
+        if inferred is not None:
+            d["inferred_classes"] = inferred
+            error_line(f"no schema.json: {len(inferred)} classes inferred from the masks "
+                       f"(ids {_ids(inferred)}; 255 ignored); give --num-classes to set them",
+                       "note")
         d["worst_images"] = [{"name": n, "miou": None if np.isnan(v) else v} for n, v in worst]
         if report:
             d["report"] = str(_semantic_report(report, res, worst))
@@ -89,6 +101,11 @@ def eval_command(
         out.print(t)
     else:
         raise SegflowError(f"unknown task {task!r}; use semantic, instance or panoptic")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids)) if len(ids) <= 12 else \
+        f"{', '.join(map(str, ids[:10]))}, ... {ids[-1]}"
 
 
 def _semantic_report(path: Path, res, worst) -> Path:

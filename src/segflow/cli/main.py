@@ -8,9 +8,10 @@ from pathlib import Path
 
 import typer
 
-from segflow import __version__
+from segflow import __version__, resources
 from segflow.cli._common import console, emit_json, error_line, parse_extra_params
 from segflow.errors import SegflowError
+from segflow.ops.threshold import THRESHOLD_METHODS
 
 app = typer.Typer(
     name="segflow",
@@ -31,15 +32,16 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     max_pixels: int | None = typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels (default 100000000)."),
 ) -> None:
-    if max_pixels is not None:
-        from segflow.io import set_max_pixels
+    if max_pixels is not None:  # for this command only; it wins over SEGFLOW_MAX_PIXELS
+        from segflow.io import pixel_limit
 
-        set_max_pixels(max_pixels)
+        ctx.with_resource(pixel_limit(max_pixels))
 
 
 @app.command(epilog="""
@@ -85,7 +87,7 @@ def inspect(
         out.print("mean/std: grey level and contrast; noise: sigma; sharp: Laplacian variance; "
                   "eta: histogram bimodality (Otsu)", style="dim", highlight=False)
         for r in rows:
-            out.print(f"{r['path']}: try pipelines/{r['suggestion']}.yaml — {r['reason']}",
+            out.print(f"{r['path']}: try segflow run {r['suggestion']} — {r['reason']}",
                       highlight=False)
         for e in errors:
             error_line(e)
@@ -93,17 +95,23 @@ def inspect(
         raise typer.Exit(1)
 
 
-@app.command(epilog="""
+RUN_EPILOG = f"""
 **Examples**
 
-    segflow run pipelines/coins.yaml coins.png -o out/coins
+    segflow run coins coins.png -o out/coins     # a built-in pipeline, by name
 
-    segflow run pipelines/otsu.yaml scans/ -o out/scans --workers 2 --save-steps
+    segflow run my_pipeline.yaml scans/ -o out/scans --workers 2 --save-steps
 
-    segflow run cells photos/ -o out --json     # a name looks in pipelines/
-""")
+    segflow run cells photos/ -o out --json
+
+Built-in pipelines: {', '.join(resources.names('pipelines'))}. `segflow examples copy DIR` writes
+them (and the example training configs) out as files to read and edit.
+"""
+
+
+@app.command(epilog=RUN_EPILOG)
 def run(
-    pipeline: Path = typer.Argument(..., help="Pipeline file (YAML or JSON)."),
+    pipeline: Path = typer.Argument(..., help="Pipeline file (YAML or JSON) or a built-in name."),
     inputs: list[Path] = typer.Argument(..., help="Image files or folders (recursive)."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
     workers: int = typer.Option(1, "-w", "--workers", min=1, help="Parallel processes."),
@@ -132,17 +140,14 @@ def run(
         raise typer.Exit(1)
 
 
-_THRESHOLD_ALIASES = {"otsu", "multi_otsu", "triangle", "li", "yen", "fixed", "adaptive_mean",
-                      "adaptive_gaussian"}
-_SEGMENTERS = ("threshold", "kmeans", "watershed", "slic", "grabcut", *sorted(_THRESHOLD_ALIASES))
+_SEGMENTERS = ("threshold", "kmeans", "watershed", "slic", "grabcut", *THRESHOLD_METHODS)
 
 
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    epilog="""
-**Methods**: threshold (or otsu, multi_otsu, triangle, li, yen, fixed, adaptive_mean,
-adaptive_gaussian), kmeans, watershed, slic, grabcut. Parameters are those of the pipeline step
-of the same name, given as `--name value`.
+    epilog=f"""
+**Methods**: threshold (or {', '.join(THRESHOLD_METHODS)}), kmeans, watershed, slic, grabcut.
+Parameters are those of the pipeline step of the same name, given as `--name value`.
 
 **Examples**
 
@@ -166,7 +171,7 @@ def segment(
     from segflow.pipeline import parse_pipeline, run_image
 
     params = parse_extra_params(ctx.args)
-    if method in _THRESHOLD_ALIASES:
+    if method in THRESHOLD_METHODS:
         params = {"method": method, **params}
         method = "threshold"
     if method not in _SEGMENTERS:
@@ -175,7 +180,9 @@ def segment(
     if method == "watershed":
         steps = ["grayscale", {"blur": {"sigma": 1.0}}, "threshold", "fill_holes"]
     steps.append({method: params})
-    if method in ("threshold", "grabcut") and params.get("method") != "multi_otsu":
+    tm = params.get("method", "otsu") if method == "threshold" else None
+    info = THRESHOLD_METHODS.get(tm) if isinstance(tm, str) else None
+    if method == "grabcut" or (info is not None and info.binary):
         steps.append("label")
     if method in ("threshold", "grabcut", "watershed", "slic") and "label" in steps or \
             method in ("watershed", "slic"):
@@ -194,6 +201,7 @@ def segment(
 
 from segflow.cli import agree as _agree  # noqa: E402
 from segflow.cli import data as _data  # noqa: E402
+from segflow.cli import examples as _examples  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
@@ -207,6 +215,7 @@ app.add_typer(_models.models_app, name="models")
 app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 app.add_typer(_studio.app, name="studio")
+app.add_typer(_examples.app, name="examples")
 app.command("agree", epilog=_agree.AGREE_EPILOG)(_agree.agree_command)
 app.command("consensus", epilog=_agree.CONSENSUS_EPILOG)(_agree.consensus_command)
 
@@ -228,6 +237,11 @@ def main() -> None:
         console.print("interrupted; files already written are complete")
         sys.exit(130)
     except Exception as e:
+        from segflow._extras import extra_for_module, missing_message
+
+        if isinstance(e, ModuleNotFoundError) and (extra := extra_for_module(e.name)):
+            error_line(missing_message(extra, e.name))  # an import no require() guarded
+            sys.exit(2)
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # usage errors from Typer's click
             e.show()
             sys.exit(e.exit_code)

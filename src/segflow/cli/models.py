@@ -9,20 +9,26 @@ from pathlib import Path
 
 import typer
 
+from segflow._extras import require
 from segflow.cli._common import console, emit_json, error_line
+from segflow.models.registry import MODELS
 
-TRAIN_EPILOG = """
+TRAIN_EPILOG = f"""
 **Examples**
 
     segflow data synth street -n 400 --seed 1 -o data/street-train
 
-    segflow train configs/street_unet.yaml
+    segflow train street_unet                                # a shipped example config, by name
 
     segflow train configs/street_unet.yaml --resume          # continue runs/<name>/last.pt
 
     segflow train configs/street_unet.yaml --device cpu
 
-Ctrl-C saves `last.pt`; `--resume` continues exactly from it.
+Ctrl-C saves `last.pt`; `--resume` continues exactly from it. `segflow examples copy .` writes the
+shipped configs to `configs/` to edit.
+
+**Models** (`model: {{name: ...}}`): {"; ".join(f"`{m.name}` ({m.task}) {m.summary}"
+                                              for m in MODELS.values())}.
 """
 
 
@@ -34,6 +40,7 @@ def train_command(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Train a semantic segmentation model from a config file."""
+    require("deep", what="segflow train")
     from segflow.train import load_config
     from segflow.train.trainer import Trainer
 
@@ -66,7 +73,12 @@ PREDICT_EPILOG = """
 
     segflow predict runs/street-unet/best.pt val/images -o out/pan --things runs/street-mrcnn/best.pt
 
-    (the last writes COCO panoptic: score it with segflow eval --task panoptic)
+    segflow predict runs/cells-dist/best.pt val/images -o out/pan --panoptic
+
+(the last two write COCO panoptic: score it with segflow eval --task panoptic). Mask R-CNN
+checkpoints and U-Nets trained with a distance head (loss.distance_weight > 0) write objects:
+NAME_instances.png (16-bit ids) and detections.json (COCO results; segflow eval --task
+instance reads it).
 """
 
 
@@ -81,6 +93,9 @@ def predict_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     things: Path = typer.Option(None, "--things", help="Mask R-CNN checkpoint: fuse its objects "
                                 "with this semantic model's stuff into panoptic (COCO panoptic)."),
+    panoptic: bool = typer.Option(False, "--panoptic", help="COCO panoptic from this semantic "
+                                  "model alone: its stuff, and its things split into objects "
+                                  "(by its distance head when it has one)."),
     score_threshold: float = typer.Option(0.5, "--score-threshold", help="Panoptic: lowest "
                                           "object score kept."),
     overlap_threshold: float = typer.Option(0.5, "--overlap-threshold", help="Panoptic: drop an "
@@ -89,15 +104,17 @@ def predict_command(
                                        "segment in pixels."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
-    """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
-    segments (COCO panoptic) fused from a semantic and a Mask R-CNN checkpoint."""
+    """Predict masks (indexed PNG), objects and overlays for images and folders; with --things
+    or --panoptic, panoptic segments (COCO panoptic)."""
+    require("deep", what="segflow predict")
     from segflow.predict.predictor import Predictor
 
     pr = Predictor(checkpoint, device=device)
     progress = not json_out and sys.stderr.isatty()
-    if things is not None:
+    if things is not None or panoptic:
         written, failures = pr.run_panoptic(
-            inputs, out, Predictor(things, device=device), progress=progress, tile=tile,
+            inputs, out, Predictor(things, device=device) if things is not None else None,
+            progress=progress, tile=tile,
             overlap=overlap, tta=tta, score_threshold=score_threshold,
             overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
     else:
@@ -119,6 +136,8 @@ def export_command(
     out: Path = typer.Option(None, "-o", "--out", help="Output file (default: next to the checkpoint)."),
 ) -> None:
     """Export a model with a dynamic image size (ONNX or TorchScript)."""
+    require("deep", what="segflow export",
+            modules=("torch", "torchvision") + (("onnx", "onnxruntime") if fmt == "onnx" else ()))
     from segflow.predict.export import export
 
     out = out or checkpoint.with_suffix(".onnx" if fmt == "onnx" else ".torchscript.pt")
@@ -132,6 +151,7 @@ models_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
 def show(checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
          json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout.")) -> None:
     """Print a checkpoint's config, label schema, data fingerprint, metrics and versions."""
+    require("deep", what="segflow models show")
     from segflow.train import checkpoint as ckpt
 
     ck = ckpt.load(checkpoint)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from segflow._extras import require
 from segflow.cli._common import console
 
 app = typer.Typer(help="The annotation and review web app (segflow studio).",
@@ -26,6 +27,7 @@ The API is documented at /docs (OpenAPI). Images are stored under DATA/images by
 
 
 def _app(db: str | None, data: Path):
+    require("studio", what="segflow studio")
     from segflow.studio.app import create_app
 
     return create_app(db, data)
@@ -44,9 +46,9 @@ def serve(
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
         return
+    application = _app(db, data)
     import uvicorn
 
-    application = _app(db, data)
     if demo:
         from segflow.studio.services.demo import seed_demo
 
@@ -68,6 +70,7 @@ def create_admin(
     data: Path = typer.Option(Path("studio-data"), "--data", help="The studio's data folder."),
 ) -> None:
     """Create an admin user (the first one, or another)."""
+    require("studio", what="segflow studio create-admin")
     from sqlalchemy import select
 
     from segflow.errors import SegflowError

@@ -1,16 +1,16 @@
-"""The one lazy, indexable ``Dataset`` every format reads into, and the atomic JSON writer."""
+"""The one lazy, indexable ``Dataset`` every format reads into, the one ``Sample`` every format
+writes from, and the JSON helpers."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from segflow.annotations import Instances, LabelSchema, Panoptic, SemanticMask
+from segflow.annotations import Instances, LabelSchema, Panoptic, SemanticMask, panoptic_from
 from segflow.errors import SegflowError
 
 
@@ -25,13 +25,47 @@ class Item:
     semantic: SemanticMask | None = None
     panoptic: Panoptic | None = None
     instances: Instances | None = None
+    missing: str | None = None  # why the image file named by the annotations was not found
 
     def image(self) -> np.ndarray:
         from segflow.io import read_image
 
         if self.image_path is None:
-            raise SegflowError(f"{self.name}: this dataset has no image files")
+            raise SegflowError(self.missing or f"{self.name}: this dataset has no image files")
         return read_image(self.image_path)
+
+
+@dataclass
+class Sample:
+    """One image and its annotations, as every writer takes it (:data:`segflow.formats.FORMATS`).
+
+    Give what you have; a writer derives the rest: ``panoptic`` from semantic + instances
+    (:func:`~segflow.annotations.panoptic_from`), ``instances`` and ``semantic`` from panoptic.
+    Instances given are written as they are by the instance formats (overlaps, scores kept).
+    """
+
+    name: str
+    image: np.ndarray | None = None
+    panoptic: Panoptic | None = None
+    instances: Instances | None = None
+    semantic: SemanticMask | None = None
+
+    def get_panoptic(self, schema: LabelSchema) -> Panoptic:
+        if self.panoptic is None:
+            if self.instances is None and self.semantic is None:
+                raise SegflowError(f"{self.name}: no annotations to write")
+            h, w = (self.semantic.ids.shape if self.semantic is not None
+                    else (self.instances.height, self.instances.width))
+            self.panoptic = panoptic_from(self.semantic, self.instances or Instances(h, w), schema)
+        return self.panoptic
+
+    def get_instances(self, schema: LabelSchema) -> Instances:
+        return self.instances if self.instances is not None \
+            else self.get_panoptic(schema).to_instances()
+
+    def get_semantic(self, schema: LabelSchema) -> SemanticMask:
+        return self.semantic if self.semantic is not None \
+            else self.get_panoptic(schema).to_semantic(schema.ignore_index)
 
 
 class Dataset:
@@ -59,11 +93,9 @@ class Dataset:
 
 
 def write_json(path: Path, data) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, separators=(",", ":"), default=_np_default))
-    os.replace(tmp, path)
-    return path
+    from segflow.atomic import atomic_write_json
+
+    return atomic_write_json(path, data, separators=(",", ":"), default=_np_default)
 
 
 def _np_default(o):

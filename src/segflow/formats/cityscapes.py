@@ -22,12 +22,13 @@ from segflow.formats.folders import read_schema, write_schema
 from segflow.io import read_mask, write_ids, write_image
 
 
-def write(root: Path, schema: LabelSchema, items, *, split: str = "train", city: str = "synth"):
-    """``items``: iterable of (name, image or None, Panoptic)."""
+def write(root: Path, schema: LabelSchema, samples, *, split: str = "train", city: str = "synth",
+          meta: dict | None = None) -> None:
+    """``samples``: iterable of :class:`~segflow.formats.base.Sample` (their panoptic)."""
     root = Path(root)
     if max(schema.thing_ids, default=0) > 65:
         raise SegflowError("cityscapes: thing class ids above 65 do not fit class*1000+k in 16 bits")
-    write_schema(root, schema)
+    write_schema(root, schema, **(meta or {}))
     by_id = {c.id: c for c in schema.classes}
     lines = [f"{' '.join(map(str, by_id[i].color)) if i in by_id else '0 0 0'} "
              f"{by_id[i].name if i in by_id else f'unused_{i}'}"
@@ -35,7 +36,8 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train", city:
     if 0 not in by_id:
         lines[0] = "0 0 0 unlabeled"
     (root / "label_colors.txt").write_text("\n".join(lines) + "\n")
-    for name, image, pan in items:
+    for smp in samples:
+        name, image, pan = smp.name, smp.image, smp.get_panoptic(schema)
         if image is not None:
             write_image(root / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", image)
         cats = pan.category_map(void=schema.ignore_index)
@@ -53,7 +55,11 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train", city:
         write_ids(root / "gtFine" / split / city / f"{name}_gtFine_instanceIds.png", inst)
 
 
-def read(root: Path) -> Dataset:
+def detect(root: Path) -> bool:
+    return (root / "gtFine").is_dir()
+
+
+def read(root: Path, *, images: Path | None = None) -> Dataset:
     root = Path(root)
     schema = read_schema(root)
     files = sorted((root / "gtFine").rglob("*_gtFine_labelIds.png"))
@@ -82,9 +88,8 @@ def read(root: Path) -> Dataset:
                 segs.append(Segment(nid, c, True, int(v % 1000) + 1 if v >= 1000 else 0,
                                     iscrowd=v < 1000))
         pan = Panoptic(seg, segs)
-        img = files[i].parents[0]
         rel = files[i].parent.relative_to(root / "gtFine")
-        img = root / "leftImg8bit" / rel / f"{names[i]}_leftImg8bit.png"
+        img = Path(images or root / "leftImg8bit") / rel / f"{names[i]}_leftImg8bit.png"
         return Item(names[i], img if img.is_file() else None, lab.shape[0], lab.shape[1],
                     SemanticMask(lab, schema.ignore_index), pan, pan.to_instances())
 

@@ -1,9 +1,10 @@
 """COCO panoptic: PNGs whose RGB encodes the segment id (id = R + 256 G + 256^2 B) plus one
-JSON with images, per-image ``segments_info`` and categories.
+JSON with images, per-image ``segments_info`` and categories. The PNGs are in the folder named
+like the JSON, beside it (panopticapi's rule), wherever the JSON is:
 
-    DIR/images/SPLIT/NAME.png
-    DIR/annotations/panoptic_SPLIT/NAME.png
-    DIR/annotations/panoptic_SPLIT.json       (the layout COCO and datumaro use)
+    DIR/annotations/panoptic_SPLIT.json + DIR/annotations/panoptic_SPLIT/NAME.png
+    DIR/images/SPLIT/NAME.png (written), or DIR/SPLIT/ (Detectron2), or ``--images DIR``
+    any FILE.json + FILE/ beside it   (panopticapi's pq_compute and Detectron2's predictions)
 """
 
 from __future__ import annotations
@@ -40,14 +41,17 @@ def _bbox(m: np.ndarray) -> list[int]:
     return [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
 
 
-def write(root: Path, schema: LabelSchema, items, *, split: str = "default") -> None:
-    """``items``: iterable of (name, image or None, Panoptic)."""
+def write(root: Path, schema: LabelSchema, samples, *, split: str = "default",
+          meta: dict | None = None) -> None:
+    """``samples``: iterable of :class:`~segflow.formats.base.Sample` (their panoptic)."""
     root = Path(root)
     images, anns = [], []
-    for k, (name, image, pan) in enumerate(items):
+    for k, smp in enumerate(samples):
+        pan = smp.get_panoptic(schema)
+        name = smp.name
         h, w = pan.seg_ids.shape
-        if image is not None:
-            write_image(root / "images" / split / f"{name}.png", image)
+        if smp.image is not None:
+            write_image(root / "images" / split / f"{name}.png", smp.image)
         write_image(root / "annotations" / f"panoptic_{split}" / f"{name}.png",
                     id2rgb(pan.seg_ids))
         areas = pan.areas()
@@ -58,33 +62,47 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "default") -> 
         anns.append({"image_id": k + 1, "file_name": f"{name}.png", "segments_info": infos})
     cats = [{"id": c.id, "name": c.name, "isthing": int(c.isthing), "color": list(c.color)}
             for c in schema.classes]
-    write_json(root / "annotations" / f"panoptic_{split}.json",
-               {"images": images, "annotations": anns, "categories": cats})
+    d = {"images": images, "annotations": anns, "categories": cats}
+    if meta:
+        d["info"] = {"description": "written by segflow", **meta}
+    write_json(root / "annotations" / f"panoptic_{split}.json", d)
 
 
-def read(root: Path) -> Dataset:
-    root = Path(root)
-    from segflow.formats.coco import find_json, image_path
+def read(src: Path, *, images: Path | None = None) -> Dataset:
+    """A COCO panoptic dataset: a folder (``annotations/panoptic_*.json``, or one lone JSON at
+    its top) or the JSON file itself, with its PNG folder beside it."""
+    from segflow.formats.coco import ImageFinder, find_json, image_entry
 
-    jpath, split = find_json(root, "panoptic")
+    src = Path(src)
+    jpath, split = find_json(src, "panoptic")
     data = read_json(jpath, "COCO panoptic annotations")
     require_keys(data, ("images", "annotations", "categories"), jpath, "COCO panoptic")
+    png_dir = jpath.with_suffix("")
+    if not png_dir.is_dir():
+        raise SegflowError(f"{jpath}: no folder {png_dir.name}/ of segment PNGs beside it "
+                           "(panopticapi keeps them in the folder named like the JSON)")
     schema = schema_from_categories(data["categories"], str(jpath))
     cats = {c.id: c for c in schema.classes}
-    imgs = {im["id"]: im for im in data["images"]}
+    imgs = {im.get("id"): im for im in data["images"] if isinstance(im, dict)}
     anns = data["annotations"]
-    names = [Path(a["file_name"]).stem for a in anns]
+    for k, a in enumerate(anns):
+        if not isinstance(a, dict) or "file_name" not in a or "segments_info" not in a:
+            raise SegflowError(f"{jpath}: annotation {k} needs file_name and segments_info")
+    names = [Path(str(a["file_name"]).replace("\\", "/")).stem for a in anns]
+    finder = ImageFinder(jpath, split, images)
 
     def load(i: int) -> Item:
         a = anns[i]
-        im = imgs.get(a["image_id"])
+        im = imgs.get(a.get("image_id"))
         if im is None:
-            raise SegflowError(f"{jpath}: annotation {i} refers to unknown image_id {a['image_id']}")
-        png = root / "annotations" / f"panoptic_{split}" / a["file_name"]
+            raise SegflowError(f"{jpath}: annotation {i} refers to unknown image_id "
+                               f"{a.get('image_id')}")
+        h, w = image_entry(im, i, jpath)
+        png = png_dir / str(a["file_name"]).replace("\\", "/")
         ids = rgb2id(read_image(png))
-        if ids.shape != (im["height"], im["width"]):
+        if ids.shape != (h, w):
             raise SegflowError(f"{png}: is {ids.shape[1]}x{ids.shape[0]}, the JSON says "
-                               f"{im['width']}x{im['height']}")
+                               f"{w}x{h}")
         segs = []
         for k, s in enumerate(a["segments_info"]):
             c = cats.get(s.get("category_id"))
@@ -98,7 +116,8 @@ def read(root: Path) -> Dataset:
             raise SegflowError(f"{png}: segment ids {sorted(stray)[:5]} are not in the JSON's "
                                "segments_info")
         pan = Panoptic(ids, segs)
-        return Item(names[i], image_path(root, split, im["file_name"]), ids.shape[0], ids.shape[1],
-                    pan.to_semantic(schema.ignore_index), pan, pan.to_instances())
+        path, why = finder.check(im, f"{jpath.name} (image {i})", names[i])
+        return Item(names[i], path, h, w, pan.to_semantic(schema.ignore_index), pan,
+                    pan.to_instances(), missing=why)
 
-    return Dataset(names, load, schema, kind="panoptic", root=root)
+    return Dataset(names, load, schema, kind="panoptic", root=src)

@@ -1,4 +1,5 @@
-"""Converting between formats through the panoptic data model, saying what is lost."""
+"""Converting between formats through the data model, saying what the target cannot hold
+(each format's ``loses`` in :data:`segflow.formats.FORMATS`)."""
 
 from __future__ import annotations
 
@@ -6,71 +7,82 @@ from pathlib import Path
 
 from segflow.annotations import Instances, Panoptic, panoptic_from
 from segflow.errors import SegflowError
-from segflow.formats import cityscapes, coco, coco_panoptic, folders, open_dataset, voc, yolo
+from segflow.formats import FORMATS, Sample, get_format, open_dataset, write_dataset
 
-WRITERS = ("folders", "coco", "coco_panoptic", "cityscapes", "voc", "yolo")
+
+def features(item, schema) -> set[str]:
+    """Which of :data:`segflow.formats.FEATURES` one item's annotations use."""
+    out = {"exact masks"}
+    if item.panoptic is not None:
+        segs = item.panoptic.segments
+        if any(not s.isthing for s in segs):
+            out.add("stuff")
+        if any(s.iscrowd for s in segs):
+            out.add("crowd")
+    elif item.semantic is not None and set(schema.stuff_ids):
+        out.add("stuff")
+    if item.instances is not None and item.panoptic is None:
+        inst = item.instances.items
+        if any(i.score is not None for i in inst):
+            out.add("scores")
+        if any(i.iscrowd for i in inst):
+            out.add("crowd")
+        masks = [i.mask.astype(bool) for i in inst]
+        if any((a & b).any() for k, a in enumerate(masks) for b in masks[k + 1:]):
+            out.add("overlaps")
+    return out
 
 
 def _panoptic_of(item, schema) -> tuple[Panoptic, list[str]]:
-    lost = []
+    """An item's panoptic annotation (built from instances when it has none) and what building
+    it lost."""
     if item.panoptic is not None:
-        return item.panoptic, lost
-    inst = item.instances or Instances(item.height, item.width)
-    if any(i.score is not None for i in inst.items):
-        lost.append("scores")
-    if any(i.iscrowd for i in inst.items):
+        return item.panoptic, []
+    lost = [FORMATS["folders"].loses[f] for f in sorted(features(item, schema))
+            if f in FORMATS["folders"].loses]
+    if any(i.iscrowd for i in (item.instances.items if item.instances else [])):
         lost.append("crowd flags")
-    masks = [i.mask.astype(bool) for i in inst.items]
-    if any((a & b).any() for k, a in enumerate(masks) for b in masks[k + 1:]):
-        lost.append("overlapping instance pixels (the higher score, else the later, keeps them)")
+    inst = item.instances or Instances(item.height, item.width)
     return panoptic_from(item.semantic, inst, schema), lost
 
 
 def convert(src: str | Path, dst: str | Path, *, to: str, src_format: str | None = None,
-            progress: bool = True) -> list[str]:
-    """Convert a dataset; returns what was lost (empty when lossless)."""
-    if to not in WRITERS:
-        raise SegflowError(f"unknown target format {to!r}; use one of {', '.join(WRITERS)}")
-    ds = open_dataset(src, src_format)
+            images: str | Path | None = None, progress: bool = True) -> list[str]:
+    """Convert a dataset (folder or COCO JSON file); returns what was lost (empty when none).
+
+    An image the annotations name but that cannot be found is an error, unless none of them
+    can: then the annotations are written alone, and that is reported too."""
+    try:
+        target = get_format(to)
+    except SegflowError:
+        raise SegflowError(f"unknown target format {to!r}; use one of {', '.join(FORMATS)}"
+                           ) from None
+    ds = open_dataset(src, src_format, images=images)
     schema = ds.schema
     lost: set[str] = set()
-    if ds.kind == "panoptic" and to in ("coco", "yolo"):
-        lost.add(f"stuff classes ({to} holds things only)")
-    if to == "yolo":
-        lost.add("exact masks: objects become polygons (outer boundary of the largest part)")
-    if ds.kind == "instances" and to in ("folders", "coco_panoptic", "cityscapes", "voc"):
+    if ds.kind == "instances" and target.carries != "instances":
         lost.add("nothing of the objects, but no stuff: non-object pixels become void")
-    if to == "voc" and any(s for s in schema.classes if s.isthing):
-        lost.add("crowd flags (VOC has none)")
+    seen = {"with": 0, "without": None}
 
-    def items():
+    def samples():
         from rich.progress import track
 
         for it in track(ds, total=len(ds), description=f"convert -> {to}", disable=not progress):
-            pan, why = _panoptic_of(it, schema)
-            lost.update(why)
-            img = it.image() if it.image_path is not None else None
-            yield it, img, pan
+            lost.update(target.loses[f] for f in features(it, schema) if f in target.loses)
+            if it.image_path is not None:
+                if seen["without"] is not None:
+                    raise SegflowError(seen["without"])
+                seen["with"] += 1
+                img = it.image()
+            else:
+                if seen["with"]:
+                    raise SegflowError(it.missing or f"{it.name}: no image file")
+                seen["without"] = seen["without"] or it.missing or f"{it.name}: no image file"
+                img = None
+            yield Sample(it.name, img, it.panoptic,
+                         it.instances if ds.kind == "instances" else None, it.semantic)
 
-    write_dataset(dst, to, schema, ((it.name, img, pan, it.instances if ds.kind == "instances"
-                                     else None) for it, img, pan in items()))
+    write_dataset(dst, to, schema, samples())
+    if seen["without"] is not None:
+        lost.add("images: none found (give --images DIR); annotations written alone")
     return sorted(lost)
-
-
-def write_dataset(dst: str | Path, to: str, schema, items) -> None:
-    """Write ``(name, image, Panoptic, Instances | None)`` items in format ``to``; the instances,
-    when given, are written as they are by the instance formats (keeping overlaps and scores),
-    else the panoptic things are."""
-    if to not in WRITERS:
-        raise SegflowError(f"unknown target format {to!r}; use one of {', '.join(WRITERS)}")
-    dst = Path(dst)
-    if to == "folders":
-        folders.write(dst, schema, ((name, img, pan.to_semantic(schema.ignore_index), pan)
-                                    for name, img, pan, _ in items))
-    elif to in ("coco", "yolo"):
-        (coco if to == "coco" else yolo).write(
-            dst, schema, ((name, img, inst if inst is not None else pan.to_instances())
-                          for name, img, pan, inst in items))
-    else:
-        {"coco_panoptic": coco_panoptic, "cityscapes": cityscapes, "voc": voc}[to].write(
-            dst, schema, ((name, img, pan) for name, img, pan, _ in items))

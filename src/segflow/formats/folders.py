@@ -44,15 +44,22 @@ def write_item(root: Path, name: str, schema: LabelSchema, *, image=None, semant
              "instance_id": s.instance_id, "iscrowd": s.iscrowd} for s in panoptic.segments])
 
 
-def write(root: Path, schema: LabelSchema, items, **extra) -> None:
-    """``items``: iterable of (name, image, SemanticMask | None, Panoptic | None)."""
+def write(root: Path, schema: LabelSchema, samples, *, meta: dict | None = None) -> None:
+    """``samples``: iterable of :class:`~segflow.formats.base.Sample`; the semantic mask is
+    always written, the panoptic one when the sample has objects or panoptic segments."""
     root = Path(root)
-    write_schema(root, schema, **extra)
-    for name, image, semantic, panoptic in items:
-        write_item(root, name, schema, image=image, semantic=semantic, panoptic=panoptic)
+    write_schema(root, schema, **(meta or {}))
+    for s in samples:
+        has_objects = s.panoptic is not None or s.instances is not None
+        write_item(root, s.name, schema, image=s.image, semantic=s.get_semantic(schema),
+                   panoptic=s.get_panoptic(schema) if has_objects else None)
 
 
-def read(root: Path) -> Dataset:
+def detect(root: Path) -> bool:
+    return (root / "schema.json").is_file()
+
+
+def read(root: Path, *, images: Path | None = None) -> Dataset:
     root = Path(root)
     schema = read_schema(root)
     names = sorted(p.stem for p in (root / "images").glob("*.png")) if (root / "images").is_dir() \
@@ -64,7 +71,7 @@ def read(root: Path) -> Dataset:
 
     def load(i: int) -> Item:
         n = names[i]
-        img = root / "images" / f"{n}.png"
+        img = Path(images or root / "images") / f"{n}.png"
         sem = pan = None
         sp = root / "semantic" / f"{n}.png"
         if sp.is_file():

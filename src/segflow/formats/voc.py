@@ -23,10 +23,11 @@ from segflow.formats.folders import read_schema, write_schema
 from segflow.io import default_palette, read_mask, write_image, write_mask
 
 
-def write(root: Path, schema: LabelSchema, items, *, split: str = "train") -> None:
-    """``items``: iterable of (name, image or None, Panoptic)."""
+def write(root: Path, schema: LabelSchema, samples, *, split: str = "train",
+          meta: dict | None = None) -> None:
+    """``samples``: iterable of :class:`~segflow.formats.base.Sample` (their panoptic)."""
     root = Path(root)
-    write_schema(root, schema)
+    write_schema(root, schema, **(meta or {}))
     lines = ["# label:color_rgb:parts:actions"]
     if 0 not in schema.ids:
         lines.append("background:0,0,0::")
@@ -34,7 +35,8 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train") -> No
     root.mkdir(parents=True, exist_ok=True)
     (root / "labelmap.txt").write_text("\n".join(lines) + "\n")
     names = []
-    for name, image, pan in items:
+    for smp in samples:
+        name, image, pan = smp.name, smp.image, smp.get_panoptic(schema)
         if image is not None:
             write_image(root / "JPEGImages" / f"{name}.png", image)
         cats = pan.category_map(void=255)
@@ -52,7 +54,11 @@ def write(root: Path, schema: LabelSchema, items, *, split: str = "train") -> No
     (sets / f"{split}.txt").write_text("".join(f"{n}\n" for n in names))
 
 
-def read(root: Path) -> Dataset:
+def detect(root: Path) -> bool:
+    return (root / "SegmentationClass").is_dir()
+
+
+def read(root: Path, *, images: Path | None = None) -> Dataset:
     root = Path(root)
     schema = read_schema(root)
     files = sorted((root / "SegmentationClass").glob("*.png"))
@@ -83,8 +89,8 @@ def read(root: Path) -> Dataset:
             seg[m] = nid
             segs.append(Segment(nid, c, True, int(k)))
         pan = Panoptic(seg, segs)
-        img = next((p for p in (root / "JPEGImages").glob(f"{n}.*")), None) \
-            if (root / "JPEGImages").is_dir() else None
+        img_dir = Path(images or root / "JPEGImages")
+        img = next(iter(sorted(img_dir.glob(f"{n}.*"))), None) if img_dir.is_dir() else None
         return Item(n, img, cls.shape[0], cls.shape[1], SemanticMask(cls, 255), pan,
                     pan.to_instances())
 

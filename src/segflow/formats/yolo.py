@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 
@@ -27,6 +26,8 @@ from segflow.io import read_image, write_image
 
 def mask_to_polygon(mask: np.ndarray) -> np.ndarray | None:
     """Outer boundary of the largest connected part, as (N, 2) pixel-corner coordinates."""
+    import cv2
+
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
                                    cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -39,21 +40,25 @@ def mask_to_polygon(mask: np.ndarray) -> np.ndarray | None:
 
 
 def polygon_to_mask(poly: np.ndarray, h: int, w: int) -> np.ndarray:
+    import cv2
+
     m = np.zeros((h, w), np.uint8)
     cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
     return m
 
 
-def write(root: Path, schema: LabelSchema, items, *, split: str = "train") -> None:
-    """``items``: iterable of (name, image or None, Instances)."""
+def write(root: Path, schema: LabelSchema, samples, *, split: str = "train",
+          meta: dict | None = None) -> None:
+    """``samples``: iterable of :class:`~segflow.formats.base.Sample` (their instances)."""
     root = Path(root)
     things = schema.thing_ids
     index = {cid: k for k, cid in enumerate(things)}
-    write_schema(root, schema)
+    write_schema(root, schema, **(meta or {}))
     (root / "data.yaml").write_text(yaml.safe_dump({
         "path": ".", split: f"images/{split}",
         "names": {k: schema.by_id(c).name for k, c in enumerate(things)}}, sort_keys=False))
-    for name, image, inst in items:
+    for smp in samples:
+        name, image, inst = smp.name, smp.image, smp.get_instances(schema)
         if image is not None:
             write_image(root / "images" / split / f"{name}.png", image)
         lines = []
@@ -90,7 +95,11 @@ def parse_label_file(path: Path, n_classes: int) -> list[tuple[int, np.ndarray]]
     return out
 
 
-def read(root: Path) -> Dataset:
+def detect(root: Path) -> bool:
+    return (root / "data.yaml").is_file() and (root / "labels").is_dir()
+
+
+def read(root: Path, *, images: Path | None = None) -> Dataset:
     root = Path(root)
     dpath = root / "data.yaml"
     if not dpath.is_file():
@@ -122,7 +131,8 @@ def read(root: Path) -> Dataset:
     def load(i: int) -> Item:
         lp = labels[i]
         rel = lp.parent.relative_to(root / "labels")
-        img = next(iter(sorted((root / "images" / rel).glob(f"{lp.stem}.*"))), None)
+        img = next(iter(sorted((Path(images or root / "images") / rel).glob(f"{lp.stem}.*"))),
+                   None)
         if img is None:
             raise SegflowError(f"{lp}: no image images/{rel}/{lp.stem}.* to give its size")
         h, w = read_image(img).shape[:2]

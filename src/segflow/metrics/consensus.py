@@ -32,10 +32,11 @@ METHODS = ("majority", "staple")
 
 
 def _sitk():
-    try:
-        import SimpleITK
-    except ImportError:
-        raise SegflowError("STAPLE needs SimpleITK: pip install 'segflow[qc]'") from None
+    from segflow._extras import require
+
+    require("qc", what="STAPLE consensus")
+    import SimpleITK
+
     return SimpleITK
 
 

@@ -90,7 +90,6 @@ class DeepLabV3Plus(nn.Module):
         self.fuse = nn.Sequential(conv_bn_relu(width + 48, width, norm=norm),
                                   conv_bn_relu(width, width, norm=norm))
         self.head = nn.Conv2d(width, num_classes, 1)
-        self.stride = 32
         self.num_classes = num_classes
 
     def forward(self, x):
@@ -111,7 +110,6 @@ class FPNSeg(nn.Module):
         self.smooth = nn.ModuleList(conv_bn_relu(width, width // 2, norm=norm) for _ in range(4))
         self.head = nn.Sequential(conv_bn_relu(width // 2, width // 2, norm=norm),
                                   nn.Conv2d(width // 2, num_classes, 1))
-        self.stride = 32
         self.num_classes = num_classes
 
     def forward(self, x):

@@ -58,10 +58,9 @@ def fuse_panoptic(semantic: np.ndarray, masks: np.ndarray, scores: np.ndarray,
 def instances_from_semantic(semantic: np.ndarray, schema: LabelSchema, *,
                             distance: np.ndarray | None = None, min_distance: int = 5,
                             min_area: int = 16) -> Instances:
-    """Split each thing class of a semantic map into objects by watershed."""
-    from scipy import ndimage
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
+    """Split each thing class of a semantic map into objects by watershed
+    (:func:`segflow.segment.watershed`, seeded by the peaks of ``distance`` when given)."""
+    from segflow.segment.watershed import watershed
 
     h, w = semantic.shape
     out = Instances(h, w)
@@ -69,18 +68,7 @@ def instances_from_semantic(semantic: np.ndarray, schema: LabelSchema, *,
         mask = semantic == c
         if not mask.any():
             continue
-        dist = distance if distance is not None else ndimage.distance_transform_edt(mask)
-        cc, _ = ndimage.label(mask)
-        peaks = peak_local_max(np.where(mask, dist, 0), min_distance=min_distance, labels=cc,
-                               exclude_border=False)
-        markers = np.zeros((h, w), np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        # components without a peak still become one object each
-        missing = np.setdiff1d(np.unique(cc[mask]), np.unique(cc[markers > 0]))
-        for j, comp in enumerate(missing, start=len(peaks) + 1):
-            ys, xs = np.nonzero(cc == comp)
-            markers[ys[0], xs[0]] = j
-        lab = watershed(-dist, markers, mask=mask)
+        lab = watershed(mask, distance=distance, min_distance=min_distance)
         for v in np.unique(lab):
             if v == 0:
                 continue

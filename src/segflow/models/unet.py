@@ -97,7 +97,6 @@ class UNet(nn.Module):
             raise ValueError(f"block must be plain or residual, got {block!r}")
         blk = DoubleConv if block == "plain" else ResBlock
         widths = [base_width * 2**i for i in range(depth + 1)]
-        self.stride = 2**depth
         if full_res_convs not in (1, 2):
             raise ValueError(f"full_res_convs must be 1 or 2, got {full_res_convs}")
         # The full-resolution input block stays plain: a shortcut there costs the most and

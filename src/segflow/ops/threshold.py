@@ -17,13 +17,40 @@ from skimage import filters as skfilters
 from segflow.errors import ParameterError
 from segflow.ops._checks import check_image
 
-Method = Literal[
-    "fixed", "otsu", "multi_otsu", "triangle", "li", "yen", "adaptive_mean", "adaptive_gaussian"
-]
-METHODS: tuple[str, ...] = (
-    "fixed", "otsu", "multi_otsu", "triangle", "li", "yen", "adaptive_mean", "adaptive_gaussian",
-)
-GLOBAL_METHODS = ("otsu", "triangle", "li", "yen")
+
+@dataclass(frozen=True)
+class ThresholdMethod:
+    """One threshold method of the registry :data:`THRESHOLD_METHODS`.
+
+    ``kind``: ``fixed`` (a given ``value``), ``global`` (one level from the histogram, see
+    :func:`threshold_value`), ``multi`` (several levels: class ids, not a binary mask) or
+    ``local`` (a level per pixel from its neighbourhood). ``binary`` is whether the mask is 0/1.
+    """
+
+    name: str
+    kind: Literal["fixed", "global", "multi", "local"]
+    summary: str
+
+    @property
+    def binary(self) -> bool:
+        return self.kind != "multi"
+
+
+#: The one list of threshold methods: ``threshold()``, the pipeline's threshold step, the CLI
+#: (``segflow segment otsu``...) and the studio's assist tool all read it.
+THRESHOLD_METHODS: dict[str, ThresholdMethod] = {m.name: m for m in (
+    ThresholdMethod("fixed", "fixed", "a given level (value)"),
+    ThresholdMethod("otsu", "global", "Otsu: least within-class variance"),
+    ThresholdMethod("multi_otsu", "multi", "Otsu with classes - 1 levels: class ids"),
+    ThresholdMethod("triangle", "global", "triangle: one dominant histogram peak"),
+    ThresholdMethod("li", "global", "Li: least cross-entropy"),
+    ThresholdMethod("yen", "global", "Yen: greatest correlation"),
+    ThresholdMethod("adaptive_mean", "local", "local mean over block_size minus offset"),
+    ThresholdMethod("adaptive_gaussian", "local", "local Gaussian mean over block_size minus offset"),
+)}
+METHODS: tuple[str, ...] = tuple(THRESHOLD_METHODS)
+GLOBAL_METHODS: tuple[str, ...] = tuple(n for n, m in THRESHOLD_METHODS.items() if m.kind == "global")
+Method = Literal[METHODS]  # type: ignore[valid-type]  # the names of THRESHOLD_METHODS
 
 
 @dataclass(frozen=True)
@@ -51,7 +78,9 @@ def threshold_value(image: np.ndarray, method: str = "otsu", *, classes: int = 3
     ----------
     image : ndarray
         ``(H, W)`` uint8, uint16 or float.
-    method : {"otsu", "triangle", "li", "yen", "multi_otsu"}
+    method : str
+        A ``global`` method of :data:`THRESHOLD_METHODS` (otsu, triangle, li, yen) or
+        ``multi_otsu``.
     classes : int
         Number of classes for ``multi_otsu`` (returns ``classes - 1`` levels).
 
@@ -61,6 +90,11 @@ def threshold_value(image: np.ndarray, method: str = "otsu", *, classes: int = 3
         The level ``t``; the foreground is ``image > t``. A constant image returns its value.
     """
     arr = check_image(image, gray=True)
+    info = THRESHOLD_METHODS.get(method) if isinstance(method, str) else None
+    if info is None or info.kind not in ("global", "multi"):
+        auto = [n for n, m in THRESHOLD_METHODS.items() if m.kind in ("global", "multi")]
+        raise ParameterError(
+            f"threshold: unknown automatic method {method!r}; use one of {', '.join(auto)}")
     lo, hi = arr.min(), arr.max()
     if lo == hi:  # constant image: nothing to separate; every pixel is background
         return [float(lo)] * (classes - 1) if method == "multi_otsu" else float(lo)
@@ -86,9 +120,7 @@ def threshold_value(image: np.ndarray, method: str = "otsu", *, classes: int = 3
         except ValueError as e:
             raise ParameterError(f"threshold: multi_otsu failed ({e}); lower classes") from None
         return [float(v) for v in levels]
-    raise ParameterError(
-        f"threshold: unknown automatic method {method!r}; use one of {', '.join(GLOBAL_METHODS)}"
-    )
+    raise AssertionError(f"threshold method {method!r} is registered without an implementation")
 
 
 def threshold(
@@ -108,9 +140,9 @@ def threshold(
     image : ndarray
         ``(H, W)`` uint8, uint16 or float; colour images must be converted with ``grayscale``.
     method : str
-        ``fixed`` (needs ``value``), ``otsu``, ``multi_otsu`` (``classes`` classes),
-        ``triangle``, ``li``, ``yen``, ``adaptive_mean`` or ``adaptive_gaussian``
-        (local mean over ``block_size`` pixels minus ``offset``).
+        A name of :data:`THRESHOLD_METHODS`: ``fixed`` (needs ``value``), ``otsu``,
+        ``multi_otsu`` (``classes`` classes), ``triangle``, ``li``, ``yen``, ``adaptive_mean``
+        or ``adaptive_gaussian`` (local mean over ``block_size`` pixels minus ``offset``).
     invert : bool
         Select pixels at or below the level (dark objects). Ignored by ``multi_otsu``.
 
@@ -119,15 +151,16 @@ def threshold(
     ThresholdResult
     """
     arr = check_image(image, gray=True)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in THRESHOLD_METHODS:
         raise ParameterError(
             f"threshold: unknown method {method!r}; use one of {', '.join(METHODS)}"
         )
-    if method == "multi_otsu":
-        levels = threshold_value(arr, "multi_otsu", classes=classes)
+    kind = THRESHOLD_METHODS[method].kind
+    if kind == "multi":
+        levels = threshold_value(arr, method, classes=classes)
         mask = np.digitize(arr, bins=np.asarray(levels), right=True).astype(np.uint8)
         return ThresholdResult(mask, levels)
-    if method.startswith("adaptive"):
+    if kind == "local":
         if block_size < 3 or block_size % 2 == 0:
             raise ParameterError(f"threshold: block_size must be odd and >= 3, got {block_size}")
         if arr.dtype == np.uint8:
@@ -141,7 +174,7 @@ def threshold(
         )
         mask = arr <= local if invert else arr > local
         return ThresholdResult(mask.view(np.uint8), None)
-    if method == "fixed":
+    if kind == "fixed":
         if value is None:
             raise ParameterError("threshold: method 'fixed' needs a value, e.g. value: 128")
         t = float(value)

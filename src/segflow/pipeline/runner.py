@@ -14,7 +14,6 @@ atomically (temporary file, then rename), so an interrupted run never leaves hal
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -25,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from segflow.atomic import atomic_write_json
 from segflow.errors import SegflowError
-from segflow.io import list_images, read_image, write_ids, write_image, write_mask
+from segflow.io import get_max_pixels, list_images, read_image, write_ids, write_image, write_mask
 from segflow.ops.draw import draw_overlay, to_display_rgb
 from segflow.pipeline.spec import PipelineSpec
 from segflow.pipeline.steps import STEPS, State
@@ -69,10 +69,12 @@ class RunReport:
 
 
 def _save_step(image_dir: Path, i: int, name: str, state: State) -> Path:
+    """Save what step ``name`` made (by its ``makes``): object ids, a mask, else the image."""
     p = image_dir / f"{i:02d}_{name}.png"
-    if state.labels is not None and name in ("label", "watershed", "slic"):
+    makes = STEPS[name].makes
+    if "labels" in makes and state.labels is not None:
         write_ids(p, state.labels.astype(np.uint16) if state.labels.max() <= 65535 else state.labels)
-    elif state.mask is not None and STEPS[name].makes and "mask" in STEPS[name].makes:
+    elif "mask" in makes and state.mask is not None:
         write_mask(p, state.mask)
     else:
         write_image(p, to_display_rgb(state.image))
@@ -103,13 +105,15 @@ def run_image(
     save_steps: bool = False,
     overlay: bool = True,
     image: np.ndarray | None = None,
+    max_pixels: int | None = None,
 ) -> ImageResult:
-    """Run ``spec`` on one image and write its outputs. Raises ``SegflowError`` on bad input."""
+    """Run ``spec`` on one image and write its outputs. Raises ``SegflowError`` on bad input.
+    ``max_pixels``: the pixel cap (default :func:`segflow.io.get_max_pixels`)."""
     t0 = time.perf_counter()
     path = Path(path)
     out_dir = Path(out_dir)
     stem = stem or path.stem
-    img = read_image(path) if image is None else image
+    img = read_image(path, max_pixels=max_pixels) if image is None else image
     outputs: list[Path] = []
 
     def saved(i: int, name: str, state: State) -> None:
@@ -141,11 +145,7 @@ def run_image(
         "notes": state.notes,
         "regions": regions or [],
     }
-    rpath = out_dir / f"{stem}_regions.json"
-    rpath.parent.mkdir(parents=True, exist_ok=True)
-    tmp = rpath.with_name(f".{rpath.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, rpath)
+    rpath = atomic_write_json(out_dir / f"{stem}_regions.json", summary, indent=1)
     outputs.append(rpath)
     return ImageResult(
         input=str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
@@ -178,10 +178,11 @@ def _overlay(state: State, boxes) -> np.ndarray:
                         alpha=state.overlay.get("alpha", 0.5))
 
 
-def _safe_run(spec, path, out_dir, stem, save_steps, overlay) -> ImageResult:
+def _safe_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels) -> ImageResult:
     t0 = time.perf_counter()
     try:
-        return run_image(spec, path, out_dir, stem=stem, save_steps=save_steps, overlay=overlay)
+        return run_image(spec, path, out_dir, stem=stem, save_steps=save_steps, overlay=overlay,
+                         max_pixels=max_pixels)
     except SegflowError as e:
         msg = str(e)
         return ImageResult(input=str(path), ok=False, error=msg if str(path) in msg else f"{path}: {msg}",
@@ -223,7 +224,7 @@ def _stems(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[s
     return stems
 
 
-def _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done) -> None:
+def _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, max_pixels, done) -> None:
     """``workers - 1`` processes plus this one, pulling images from one queue.
 
     This process works too, so images are processed while the pool starts (about half a
@@ -246,10 +247,11 @@ def _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done) -
                 while todo and len(inflight) < 2 * (workers - 1):
                     i = todo.pop()
                     inflight[pool.submit(_safe_run, spec, paths[i], out, stems[i], save_steps,
-                                         overlay)] = i
+                                         overlay, max_pixels)] = i
                 if todo:
                     i = todo.pop()
-                    done(i, _safe_run(spec, paths[i], out, stems[i], save_steps, overlay))
+                    done(i, _safe_run(spec, paths[i], out, stems[i], save_steps, overlay,
+                                      max_pixels))
                     finished = [f for f in inflight if f.done()]
                 else:
                     finished = wait(inflight, return_when=FIRST_COMPLETED).done
@@ -275,12 +277,16 @@ def run_pipeline(
     overlay: bool = True,
     progress: bool = True,
     on_result: Callable[[ImageResult], None] | None = None,
+    max_pixels: int | None = None,
 ) -> RunReport:
     """Run a pipeline over images and folders (recursively).
 
     ``workers > 1`` runs images in that many processes. Returns every image's result; failed
     images carry an ``error`` and never stop the others. A ``run.json`` summary is written.
+    ``max_pixels`` (default :func:`segflow.io.get_max_pixels`, resolved here) is handed to every
+    worker process explicitly: a worker does not inherit this process's ``pixel_limit``.
     """
+    max_pixels = get_max_pixels(max_pixels)
     paths = list_images(inputs)
     if not paths:
         raise SegflowError(f"no images found in {', '.join(map(str, inputs))}")
@@ -312,12 +318,9 @@ def run_pipeline(
 
         if workers == 1:
             for i, (p, s) in enumerate(zip(paths, stems)):
-                done(i, _safe_run(spec, p, out, s, save_steps, overlay))
+                done(i, _safe_run(spec, p, out, s, save_steps, overlay, max_pixels))
         else:
-            _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, done)
+            _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, max_pixels, done)
     report = RunReport(spec.name, [r for r in results if r is not None])
-    summary = out / "run.json"
-    tmp = summary.with_name(".run.json.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1))
-    os.replace(tmp, summary)
+    atomic_write_json(out / "run.json", report.to_dict(), indent=1)
     return report

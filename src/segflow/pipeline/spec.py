@@ -23,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from segflow.errors import ConfigError
-from segflow.pipeline.steps import PRODUCERS, STEPS, Params
+from segflow.pipeline.steps import DERIVED, PRODUCERS, STEPS, Params
 
 
 @dataclass(frozen=True)
@@ -93,21 +93,30 @@ _NEED_WORDS = {"mask": "a mask", "labels": "labelled objects", "regions": "regio
 
 
 def _check_order(steps: list[Step], where: str) -> None:
-    have: set[str] = set()
+    """Walk the steps with what each needs and makes (:data:`STEPS`); refuse the first step
+    whose input no earlier step made, naming it and what would make that input."""
+    have: dict[str, tuple[int, Step]] = {}  # product -> the step that made it
+    dropped: dict[str, tuple[int, Step]] = {}  # product -> the step that made it stale
     for i, s in enumerate(steps, start=1):
         d = STEPS[s.name]
         for need in d.needs:
-            if need not in have:
-                raise ConfigError(
-                    f"{where}: step {i} ({s.name}) needs {_NEED_WORDS[need]}; put one of "
-                    f"{', '.join(PRODUCERS[need])} before it"
-                )
-        if "mask" in d.makes and "mask" not in d.needs:
-            have.discard("labels")
-            have.discard("regions")
-        have.update(d.makes)
-        if "labels" in d.makes:
-            have.add("mask")
+            if need in have:
+                continue
+            why = (f"step {dropped[need][0]} ({dropped[need][1].name}) replaced what they came "
+                   "from" if need in dropped else "no step before it makes one")
+            raise ConfigError(f"{where}: step {i} ({s.name}) needs {_NEED_WORDS[need]}, but {why}; "
+                              f"put one of {', '.join(PRODUCERS[need])} before it")
+        if d.needs_binary and STEPS[have["mask"][1].name].binary(have["mask"][1].params) is False:
+            j, m = have["mask"]
+            raise ConfigError(
+                f"{where}: step {i} ({s.name}) needs a binary mask, but step {j} ({m.name}) "
+                "makes several classes; make it binary (kmeans k: 2, threshold not multi_otsu)"
+            )
+        for made in d.makes:
+            for stale in DERIVED[made]:
+                if have.pop(stale, None) is not None:
+                    dropped[stale] = (i, s)
+            have[made] = (i, s)
 
 
 def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = None) -> PipelineSpec:
@@ -129,20 +138,24 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = 
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
-    """Read and validate a pipeline file (``.yaml``, ``.yml`` or ``.json``)."""
+    """Read and validate a pipeline file (``.yaml``, ``.yml`` or ``.json``), or a built-in
+    pipeline by name (``objects``, ``cells``, ...; see :func:`segflow.resources.names`)."""
+    from segflow import resources
+
     p = Path(path)
-    if not p.is_file():
-        builtin = Path(__file__).resolve().parents[3] / "pipelines" / f"{p.name}.yaml"
-        if not p.suffix and builtin.is_file():
-            p = builtin
-        else:
-            raise ConfigError(f"{path}: no such pipeline file; check the path")
-    text = p.read_text(encoding="utf-8")
+    if p.is_file():
+        text, source = p.read_text(encoding="utf-8"), str(p)
+    elif not p.suffix and (builtin := resources.find("pipelines", str(path))) is not None:
+        text, source = builtin.read_text(encoding="utf-8"), f"{p.name} (built-in pipeline)"
+        p = Path(f"{p.name}.yaml")
+    else:
+        raise ConfigError(f"{path}: no such pipeline file; check the path, or name a built-in "
+                          f"pipeline ({', '.join(resources.names('pipelines'))})")
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}{where}: "
+        raise ConfigError(f"{source}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}{where}: "
                           f"{str(e).splitlines()[0]}") from None
-    return parse_pipeline(data, source=str(p))
+    return parse_pipeline(data, source=source, name=p.stem)

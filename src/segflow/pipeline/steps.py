@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from segflow import ops
 from segflow.errors import SegflowError
+from segflow.ops.threshold import METHODS as THRESHOLD_NAMES
+from segflow.ops.threshold import THRESHOLD_METHODS
 
 
 @dataclass
@@ -65,10 +67,7 @@ class BlurParams(Params):
 
 
 class ThresholdParams(Params):
-    method: Literal[
-        "fixed", "otsu", "multi_otsu", "triangle", "li", "yen", "adaptive_mean",
-        "adaptive_gaussian",
-    ] = "otsu"
+    method: Literal[THRESHOLD_NAMES] = "otsu"  # type: ignore[valid-type]  # ops' registry
     value: float | None = None
     classes: int = Field(3, ge=2, le=5)
     block_size: int = Field(35, ge=3)
@@ -159,7 +158,7 @@ def _threshold(s: State, p: ThresholdParams) -> None:
     r = ops.threshold(_gray(s), p.method, value=p.value, classes=p.classes,
                       block_size=p.block_size, offset=p.offset, invert=p.invert)
     s.threshold = r.threshold
-    _set_mask(s, r.mask, binary=p.method != "multi_otsu")
+    _set_mask(s, r.mask, binary=THRESHOLD_METHODS[p.method].binary)
 
 
 def _binary_mask(s: State, step: str) -> np.ndarray:
@@ -236,15 +235,35 @@ def _draw(s: State, p: DrawParams) -> None:
     s.overlay = {"alpha": p.alpha, "boxes": p.boxes}
 
 
+#: What each product is computed from: making one drops those derived from it (a new mask
+#: makes the old objects and their regions stale), in validation as in the step functions.
+DERIVED = {"mask": ("labels", "regions"), "labels": ("regions",), "regions": ()}
+
+
+def _always_binary(p: Params) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class StepDef:
-    """A step: parameters, function, what state it needs and what it produces."""
+    """A step: parameters, function, what state it needs and what it produces.
+
+    ``binary(params)`` says whether the mask it makes is binary (True), has several classes
+    (False) or cannot be known before it runs (None); ``needs_binary``: it works on 0/1 masks.
+    Validation (:func:`segflow.pipeline.spec.parse_pipeline`) reads only these fields.
+    """
 
     params: type[Params]
     run: Callable[[State, Params], None]
     needs: tuple[str, ...] = ()
     makes: tuple[str, ...] = ()
     doc: str = ""
+    binary: Callable[[Params], bool | None] = _always_binary
+    needs_binary: bool = False
+
+
+def _mask_op(params: type[Params], run, doc: str = "") -> StepDef:
+    return StepDef(params, run, needs=("mask",), makes=("mask",), doc=doc, needs_binary=True)
 
 
 STEPS: dict[str, StepDef] = {
@@ -253,19 +272,20 @@ STEPS: dict[str, StepDef] = {
     "clahe": StepDef(ClaheParams, _clahe, doc="adaptive histogram equalisation"),
     "blur": StepDef(BlurParams, _blur, doc="gaussian, median or bilateral smoothing"),
     "threshold": StepDef(ThresholdParams, _threshold, makes=("mask",),
-                         doc="fixed, otsu, multi_otsu, triangle, li, yen, adaptive"),
-    "kmeans": StepDef(KMeansParams, _kmeans, makes=("mask",), doc="colour clustering"),
+                         doc=", ".join(THRESHOLD_NAMES),
+                         binary=lambda p: p.method != "multi_otsu"),
+    "kmeans": StepDef(KMeansParams, _kmeans, makes=("mask",), doc="colour clustering",
+                      binary=lambda p: None if p.k == "auto" else p.k <= 2),
     "grabcut": StepDef(GrabcutParams, _grabcut, makes=("mask",), doc="foreground from a box"),
-    "open": StepDef(RadiusParams, _open, needs=("mask",), makes=("mask",)),
-    "close": StepDef(RadiusParams, _close, needs=("mask",), makes=("mask",)),
-    "fill_holes": StepDef(NoParams, _fill_holes, needs=("mask",), makes=("mask",)),
-    "remove_small_objects": StepDef(SmallObjectsParams, _remove_small, needs=("mask",),
-                                    makes=("mask",)),
+    "open": _mask_op(RadiusParams, _open),
+    "close": _mask_op(RadiusParams, _close),
+    "fill_holes": _mask_op(NoParams, _fill_holes),
+    "remove_small_objects": _mask_op(SmallObjectsParams, _remove_small),
     "apply_mask": StepDef(MaskParams, _apply_mask, needs=("mask",)),
     "label": StepDef(LabelParams, _label, needs=("mask",), makes=("labels",),
-                     doc="connected components"),
+                     doc="connected components", needs_binary=True),
     "watershed": StepDef(WatershedParams, _watershed, needs=("mask",), makes=("labels",),
-                         doc="split touching objects"),
+                         doc="split touching objects", needs_binary=True),
     "slic": StepDef(SlicParams, _slic, makes=("labels",), doc="superpixels"),
     "regions": StepDef(NoParams, _regions, needs=("labels",), makes=("regions",),
                        doc="box, area, centroid, mean intensity per object"),
@@ -275,6 +295,5 @@ STEPS: dict[str, StepDef] = {
 #: The steps that can produce what a step needs, for error messages.
 PRODUCERS = {
     kind: sorted(n for n, d in STEPS.items() if kind in d.makes and kind not in d.needs)
-    for kind in ("mask", "labels")
+    for kind in DERIVED
 }
-PRODUCERS["regions"] = ["regions"]

@@ -9,6 +9,7 @@ import torch
 
 from segflow.errors import SegflowError
 from segflow.io import list_images, read_image, write_ids, write_image, write_mask
+from segflow.models.registry import model_info
 from segflow.train import checkpoint as ckpt
 from segflow.train.data import to_tensor_image
 
@@ -22,7 +23,7 @@ class Predictor:
         self.model = ckpt.build_model(self.ck).to(self.device)
         self.schema = ckpt.schema_of(self.ck)
         self.num_classes = self.ck["model"]["args"]["num_classes"]
-        self.instance = self.ck.get("task") == "instance"
+        self.instance = model_info(self.ck["model"]["name"]).task == "instance"
         self.cat_of = {int(k): v for k, v in (self.ck.get("label_to_class") or {}).items()}
         self._unused = torch.ones(self.num_classes, dtype=torch.bool)
         self._unused[[i for i in self.schema.ids if i < self.num_classes]] = False
@@ -86,18 +87,28 @@ class Predictor:
         return bool(self.ck["model"]["args"].get("extra_outputs"))
 
     @torch.no_grad()
-    def predict_with_distance(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class map and (H, W) float32 distance map (0..1, peaks at object centres) of a U-Net
-        trained with a distance head (``loss.distance_weight``), from one forward pass."""
+    def _distance_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(C, H, W) class probabilities and (H, W) distance map, from one forward pass."""
         if not self.has_distance:
             raise SegflowError("this checkpoint has no distance output; train with "
                                "loss.distance_weight > 0")
         out = self.model(to_tensor_image(image)[None].to(self.device))
-        sem = self._softmax(out).argmax(1)[0].cpu().numpy().astype(np.uint8)
-        return sem, out[0, self.num_classes].float().sigmoid().cpu().numpy()
+        probs = self._softmax(out)[0].cpu().numpy()
+        return probs, out[0, self.num_classes].float().sigmoid().cpu().numpy()
+
+    def predict_with_distance(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Class map and (H, W) float32 distance map (0..1, peaks at object centres) of a U-Net
+        trained with a distance head (``loss.distance_weight``), from one forward pass."""
+        probs, dist = self._distance_outputs(image)
+        return probs.argmax(0).astype(np.uint8), dist
 
     def distance(self, image: np.ndarray) -> np.ndarray:
         return self.predict_with_distance(image)[1]
+
+    @property
+    def makes_objects(self) -> bool:
+        """Whether ``predict`` writes objects: Mask R-CNN, or a U-Net with a distance head."""
+        return self.instance or self.has_distance
 
     def instances(self, image: np.ndarray, *, score_threshold: float = 0.5):
         """(Instances, class mask) for one image: Mask R-CNN's detections, or a semantic
@@ -108,47 +119,59 @@ class Predictor:
 
     def _semantic_instances(self, image: np.ndarray):
         """Objects of a semantic model: its thing classes split by watershed, seeded by the
-        distance head's peaks when it has one."""
+        distance head's peaks when it has one. An object's score is the mean probability of
+        its class over its pixels (so COCO's AP can rank them)."""
         from segflow.models.panoptic import instances_from_semantic
 
         if self.has_distance:
-            sem, dist = self.predict_with_distance(image)
+            probs, dist = self._distance_outputs(image)
         else:
-            sem, dist = self.predict(image), None
+            probs, dist = self.probabilities(image), None
+        sem = probs.argmax(0).astype(np.uint8)
         inst = instances_from_semantic(sem.astype(np.int32), self.schema, distance=dist)
+        for it in inst.items:
+            it.score = float(probs[it.category_id][it.mask.astype(bool)].mean())
         return inst, sem
 
     def predict(self, image: np.ndarray, **kw) -> np.ndarray:
         return self.probabilities(image, **kw).argmax(0).astype(np.uint8)
 
-    def panoptic(self, image: np.ndarray, things: Predictor, *, score_threshold: float = 0.5,
-                 overlap_threshold: float = 0.5, min_stuff_area: int = 64,
-                 tile: int | None = None, overlap: int = 64, tta: bool = False):
-        """Panoptic-FPN fusion: stuff from this (semantic) model, things from ``things``
-        (a Mask R-CNN checkpoint trained on the same schema)."""
+    def panoptic(self, image: np.ndarray, things: Predictor | None = None, *,
+                 score_threshold: float = 0.5, overlap_threshold: float = 0.5,
+                 min_stuff_area: int = 64, tile: int | None = None, overlap: int = 64,
+                 tta: bool = False):
+        """Panoptic-FPN fusion: stuff from this (semantic) model, things from ``things`` (a
+        Mask R-CNN checkpoint trained on the same schema), or, without ``things``, from this
+        model's own objects (its thing classes split by the distance head, else by the
+        distance transform)."""
         from segflow.models.panoptic import fuse_panoptic
 
-        if self.instance or not things.instance:
-            raise SegflowError("panoptic prediction needs a semantic checkpoint and a Mask R-CNN "
-                               "checkpoint (--things)")
-        if [c.id for c in things.schema.classes] != [c.id for c in self.schema.classes]:
-            raise SegflowError("--things: the two checkpoints were trained on different label "
-                               "schemas")
-        sem = self.predict(image, tile=tile, overlap=overlap, tta=tta)
-        inst, _ = things.instances(image, score_threshold=0.0)
+        if self.instance:
+            raise SegflowError("panoptic prediction needs a semantic checkpoint (give the Mask "
+                               "R-CNN one as --things)")
+        if things is None:
+            inst, sem = self._semantic_instances(image)
+        else:
+            if not things.instance:
+                raise SegflowError("--things needs a Mask R-CNN checkpoint")
+            if [c.id for c in things.schema.classes] != [c.id for c in self.schema.classes]:
+                raise SegflowError("--things: the two checkpoints were trained on different "
+                                   "label schemas")
+            sem = self.predict(image, tile=tile, overlap=overlap, tta=tta)
+            inst, _ = things.instances(image, score_threshold=0.0)
         masks = (np.stack([i.mask for i in inst.items]) if inst.items
                  else np.zeros((0, *image.shape[:2]), np.uint8))
         return fuse_panoptic(sem, masks, np.array([i.score for i in inst.items], np.float32),
                              np.array([i.category_id for i in inst.items], np.int64), self.schema,
-                             score_threshold=score_threshold, overlap_threshold=overlap_threshold,
-                             min_stuff_area=min_stuff_area)
+                             score_threshold=score_threshold if things is not None else 0.0,
+                             overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
 
-    def run_panoptic(self, inputs, out: str | Path, things: Predictor, *, progress: bool = True,
-                     **kw) -> tuple[list[str], list[str]]:
-        """Fused panoptic predictions for images and folders, written as COCO panoptic."""
+    def run_panoptic(self, inputs, out: str | Path, things: Predictor | None = None, *,
+                     progress: bool = True, **kw) -> tuple[list[str], list[str]]:
+        """Panoptic predictions for images and folders, written as COCO panoptic."""
         from rich.progress import track
 
-        from segflow.formats import coco_panoptic
+        from segflow.formats import Sample, coco_panoptic
 
         out = Path(out)
         failures: list[str] = []
@@ -160,13 +183,17 @@ class Predictor:
                 except Exception as e:  # noqa: BLE001 - reported, others go on
                     failures.append(str(e))
                     continue
-                yield p.stem, None, self.panoptic(img, things, **kw)
+                yield Sample(p.stem, None, self.panoptic(img, things, **kw))
 
         coco_panoptic.write(out, self.schema, items())
         return [str(out / "annotations" / "panoptic_default.json")], failures
 
     def run(self, inputs, out: str | Path, *, tile: int | None = None, overlap: int = 64,
             tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True):
+        """Per image: ``_mask.png`` (class ids) and ``_overlay.png``; for checkpoints that make
+        objects (:attr:`makes_objects`) also ``_instances.png`` (16-bit object ids) and one
+        ``detections.json`` (COCO results, images named by ``file_name``); with ``probs``,
+        ``_probs.npy`` for the plain semantic models."""
         from rich.progress import track
 
         from segflow.ops.draw import draw_overlay
@@ -180,33 +207,29 @@ class Predictor:
             except Exception as e:  # noqa: BLE001 - reported, others go on
                 failures.append(str(e))
                 continue
-            if self.instance:
+            inst, pr = None, None
+            if self.makes_objects:
                 inst, mask = self.instances(img)
-                written.append(str(write_ids(out / f"{p.stem}_instances.png", inst.id_map())))
-                written.append(str(write_mask(out / f"{p.stem}_mask.png", mask,
-                                              palette=self.schema.palette())))
-                for it in inst.items:
-                    detections.append({"file_name": p.name, "category_id": it.category_id,
-                                       "segmentation": it.rle, "bbox": it.bbox,
-                                       "score": it.score})
-                if overlay:
-                    ov = draw_overlay(img, labels=inst.id_map(),
-                                      boxes=[i.bbox for i in inst.items])
-                    written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
-                continue
-            pr = self.probabilities(img, tile=tile, overlap=overlap, tta=tta)
-            mask = pr.argmax(0).astype(np.uint8)
+            else:
+                pr = self.probabilities(img, tile=tile, overlap=overlap, tta=tta)
+                mask = pr.argmax(0).astype(np.uint8)
             written.append(str(write_mask(out / f"{p.stem}_mask.png", mask,
                                           palette=self.schema.palette())))
-            if probs:
+            if inst is not None:
+                ids = inst.id_map()
+                written.append(str(write_ids(out / f"{p.stem}_instances.png", ids)))
+                detections += [{"file_name": p.name, "category_id": it.category_id,
+                                "segmentation": it.rle, "bbox": it.bbox, "score": it.score}
+                               for it in inst.items]
+            if probs and pr is not None:
                 np.save(out / f"{p.stem}_probs.npy", pr.astype(np.float16))
                 written.append(str(out / f"{p.stem}_probs.npy"))
             if overlay:
-                ov = draw_overlay(img, mask, palette=self.schema.palette())
+                ov = (draw_overlay(img, labels=ids, boxes=[i.bbox for i in inst.items])
+                      if inst is not None else draw_overlay(img, mask, palette=self.schema.palette()))
                 written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
-        if self.instance:
-            import json
+        if self.makes_objects:
+            from segflow.formats.base import write_json
 
-            (out / "detections.json").write_text(json.dumps(detections))
-            written.append(str(out / "detections.json"))
+            written.append(str(write_json(out / "detections.json", detections)))
         return written, failures

@@ -15,14 +15,18 @@ def watershed(
     mask: np.ndarray,
     *,
     markers: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
     min_distance: int = 7,
     compactness: float = 0.0,
 ) -> np.ndarray:
     """Split a binary foreground mask into objects.
 
-    Without ``markers``, seeds are the local maxima of the Euclidean distance transform at
-    least ``min_distance`` pixels apart (one per object centre); the flooding runs on the
-    negated distance, restricted to the mask.
+    Without ``markers``, seeds are the local maxima of ``distance`` (by default the Euclidean
+    distance transform of the mask) at least ``min_distance`` pixels apart, one per object
+    centre; a connected component without such a peak still gets one seed, so it stays one
+    object. The flooding runs on the negated distance, restricted to the mask. This is the one
+    splitter of segflow: the pipeline's ``watershed`` step and the instances made from a semantic
+    model's prediction (:func:`segflow.models.panoptic.instances_from_semantic`) both call it.
 
     Parameters
     ----------
@@ -30,6 +34,9 @@ def watershed(
         ``(H, W)``; non-zero is foreground.
     markers : ndarray, optional
         ``(H, W)`` integer seeds (0 = none), used instead of the distance peaks.
+    distance : ndarray, optional
+        ``(H, W)`` float map whose peaks are object centres, e.g. the distance map a U-Net
+        with a distance head predicts; values outside the mask are ignored.
     min_distance : int
         Minimum distance between automatic seeds, about the smallest object radius.
 
@@ -41,12 +48,33 @@ def watershed(
     m = check_mask(mask)
     if min_distance < 1:
         raise ParameterError(f"watershed: min_distance must be >= 1, got {min_distance}")
-    dist = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    if distance is None:
+        dist = cv2.distanceTransform(m, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    else:
+        dist = np.asarray(distance, dtype=np.float32)
+        if dist.shape != m.shape:
+            raise ParameterError(
+                f"watershed: distance shape {dist.shape} differs from mask shape {m.shape}")
+        if not np.isfinite(dist).all():
+            raise ParameterError("watershed: distance has NaN or infinite values")
+        dist = np.where(m > 0, dist, np.float32(0))
     if markers is None:
-        cc = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)[1]
+        n_cc, cc = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
         peaks = peak_local_max(dist, min_distance=min_distance, labels=cc, exclude_border=False)
         markers = np.zeros(m.shape, np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
+        # A component without a peak (flat, or all of it under another's min_distance): one seed
+        # at its first pixel, so it is kept as one object rather than flooded by a neighbour.
+        seeded = np.zeros(n_cc, bool)
+        seeded[cc[markers > 0]] = True
+        seeded[0] = True
+        missing = np.flatnonzero(~seeded)
+        if len(missing):
+            flat = cc.ravel()
+            order = np.argsort(flat, kind="stable")
+            first = order[np.searchsorted(flat[order], missing)]
+            markers.ravel()[first] = np.arange(len(peaks) + 1, len(peaks) + 1 + len(missing),
+                                               dtype=np.int32)
     else:
         markers = np.asarray(markers)
         if markers.shape != m.shape:

@@ -5,3 +5,7 @@ studio is a shell over the library: assist tools, pre-labels, imports and export
 ``segflow.ops``, ``segflow.segment``, ``segflow.pipeline``, ``segflow.predict`` and
 ``segflow.formats``.
 """
+
+from segflow._extras import require
+
+require("studio", what="segflow.studio")

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from segflow.formats import FORMAT_NAMES
+from segflow.studio.services.assist import THRESHOLD_TOOL_METHODS
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -109,10 +112,10 @@ class Assist(Body):
     tool: Literal["threshold", "kmeans", "grabcut", "superpixel"]
     point: tuple[float, float] | None = None
     box: tuple[float, float, float, float] | None = Field(None, description="x, y, w, h")
-    method: Literal["otsu", "adaptive"] = "otsu"
+    method: Literal[THRESHOLD_TOOL_METHODS] = "otsu"  # type: ignore[valid-type]
     k: int = Field(4, ge=2, le=16)
     n_segments: int = Field(400, ge=10, le=20000)
 
 
 class ExportIn(Body):
-    format: Literal["coco", "coco_panoptic", "folders", "cityscapes", "voc", "yolo"] = "coco"
+    format: Literal[FORMAT_NAMES] = "coco"  # every format of segflow.formats.FORMATS

@@ -81,7 +81,7 @@ def export_annotators(domain: str, out, *, k: int = 3, n: int = 10, seed: int = 
     mistakes of :data:`STYLES`, cycled); returns their paths."""
     from pathlib import Path
 
-    from segflow.formats.convert import write_dataset
+    from segflow.formats import Sample, write_dataset
     from segflow.synth import schema_of, synthesize
 
     if not 1 <= k <= 50:
@@ -93,9 +93,9 @@ def export_annotators(domain: str, out, *, k: int = 3, n: int = 10, seed: int = 
         grow, drop, relabel = STYLES[a % len(STYLES)]
         path = Path(out) / f"annotator{a + 1}"
         write_dataset(path, fmt, schema, (
-            (f"{domain}_{seed}_{i:05d}", s.image,
-             simulate_annotator(s.panoptic, schema, seed=seed * 1000 + a * 100 + i, grow=grow,
-                                drop=drop, relabel=relabel), None)
+            Sample(f"{domain}_{seed}_{i:05d}", s.image,
+                   simulate_annotator(s.panoptic, schema, seed=seed * 1000 + a * 100 + i, grow=grow,
+                                      drop=drop, relabel=relabel))
             for i, s in enumerate(scenes)))
         paths.append(path)
     return paths

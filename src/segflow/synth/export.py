@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from segflow.errors import SegflowError
-from segflow.formats import coco, coco_panoptic, folders
+from segflow.formats import FORMATS, Sample, get_format, write_dataset
 from segflow.synth import DOMAINS, synthesize
 
-EXPORT_FORMATS = ("folders", "coco", "coco_panoptic")
+#: Synthetic sets can be written in every format (each holds what it can of the scenes).
+EXPORT_FORMATS = tuple(FORMATS)
 
 
 def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: int = 256,
@@ -17,8 +18,7 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
     """Generate ``n`` scenes of ``domain`` and write them to ``out`` as ``fmt``."""
     if domain not in DOMAINS:
         raise SegflowError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
-    if fmt not in EXPORT_FORMATS:
-        raise SegflowError(f"unknown format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    get_format(fmt)
     if n < 1:
         raise SegflowError(f"-n must be at least 1, got {n}")
     out = Path(out)
@@ -31,15 +31,10 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
             for i in range(n):
                 s = synthesize(domain, seed=seed, index=i, size=size, difficulty=difficulty,
                                n_objects=n_objects)
-                yield f"{domain}_{seed}_{i:05d}", s
+                yield Sample(f"{domain}_{seed}_{i:05d}", s.image, s.panoptic, s.instances,
+                             s.semantic)
                 bar.advance(task)
 
-    if fmt == "folders":
-        folders.write(out, schema, ((name, s.image, s.semantic, s.panoptic)
-                                    for name, s in samples()),
-                      domain=domain, seed=seed, size=size, difficulty=difficulty)
-    elif fmt == "coco_panoptic":
-        coco_panoptic.write(out, schema, ((name, s.image, s.panoptic) for name, s in samples()))
-    else:
-        coco.write(out, schema, ((name, s.image, s.instances) for name, s in samples()))
+    write_dataset(out, fmt, schema, samples(),
+                  meta={"domain": domain, "seed": seed, "size": size, "difficulty": difficulty})
     return out

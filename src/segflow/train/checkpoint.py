@@ -3,7 +3,6 @@ library versions and everything needed to resume exactly."""
 
 from __future__ import annotations
 
-import os
 import platform
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 
 from segflow import __version__
 from segflow.annotations import LabelSchema
+from segflow.atomic import atomic_path
 from segflow.errors import SegflowError
 
 FORMAT = "segflow-checkpoint/1"
@@ -26,12 +26,9 @@ def versions() -> dict:
 
 
 def save(path: Path, **payload) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save({"format": FORMAT, "versions": versions(), **payload}, tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
-    return path
+    with atomic_path(path) as tmp:  # never a half-written checkpoint
+        torch.save({"format": FORMAT, "versions": versions(), **payload}, tmp)
+    return Path(path)
 
 
 def load(path: str | Path) -> dict:

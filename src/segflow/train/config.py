@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from segflow.errors import ConfigError
+from segflow.models.registry import MODELS, Task, model_names
 
 
 class Strict(BaseModel):
@@ -24,7 +25,7 @@ class DataConfig(Strict):
 
 
 class ModelConfig(Strict):
-    name: Literal["unet", "deeplabv3plus", "fpn", "maskrcnn"] = "unet"
+    name: Literal[model_names()] = "unet"  # type: ignore[valid-type]  # the models registry
     args: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -81,7 +82,7 @@ class TrainLoopConfig(Strict):
 
 class TrainConfig(Strict):
     name: str = "run"
-    task: Literal["semantic", "instance"] = "semantic"
+    task: Task = "semantic"
     seed: int = 0
     out: str = "runs/run"
     data: DataConfig
@@ -97,11 +98,12 @@ class TrainConfig(Strict):
         lo, hi = self.augment.scale
         if not 0 < lo <= hi:
             raise ValueError("augment.scale must be [min, max] with 0 < min <= max")
-        if self.loss.distance_weight and self.model.name != "unet":
-            raise ValueError("loss.distance_weight needs model unet (a distance output channel)")
-        if (self.task == "instance") != (self.model.name == "maskrcnn"):
-            raise ValueError(f"task {self.task} needs model "
-                             f"{'maskrcnn' if self.task == 'instance' else 'unet, deeplabv3plus or fpn'}"
+        info = MODELS[self.model.name]
+        if self.loss.distance_weight and not info.distance_head:
+            heads = " or ".join(n for n, m in MODELS.items() if m.distance_head)
+            raise ValueError(f"loss.distance_weight needs model {heads} (a distance output channel)")
+        if self.task != info.task:
+            raise ValueError(f"task {self.task} needs model {' or '.join(model_names(self.task))}"
                              f", not {self.model.name}")
         return self
 
@@ -121,11 +123,21 @@ def parse_config(data: Any, source: str = "<config>") -> TrainConfig:
 
 
 def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training config file, or a shipped example config by name
+    (``street_unet``; see :func:`segflow.resources.names`)."""
+    from segflow import resources
+
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: no such config file")
+    if p.is_file():
+        text = p.read_text(encoding="utf-8")
+    elif not p.suffix and resources.find("configs", str(path)) is not None:
+        text = resources.read_text("configs", str(path))
+        p = Path(f"{p.name}.yaml")  # its data paths are relative to the working folder
+    else:
+        raise ConfigError(f"{p}: no such config file (shipped examples: "
+                          f"{', '.join(resources.names('configs'))})")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):

@@ -6,6 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from segflow.errors import SegflowError
+from segflow.ops.threshold import THRESHOLD_METHODS
+
+#: The threshold tool's methods: the binary automatic ones of the ops registry (global and
+#: local), and ``adaptive``, the editor's button (adaptive_gaussian, block size from the image).
+THRESHOLD_TOOL_METHODS: tuple[str, ...] = ("adaptive", *(
+    n for n, m in THRESHOLD_METHODS.items() if m.kind in ("global", "local")))
 
 
 def _point(point, h: int, w: int) -> tuple[int, int]:
@@ -36,19 +42,22 @@ def _component_at(mask: np.ndarray, x: int, y: int) -> np.ndarray:
 
 
 def threshold_region(image: np.ndarray, point, *, method: str = "otsu") -> np.ndarray:
-    """The connected region under the click, on the clicked side of an Otsu (global) or
-    adaptive (local Gaussian) threshold of the grey image."""
+    """The connected region under the click, on the clicked side of a threshold of the grey
+    image: one of :data:`THRESHOLD_TOOL_METHODS` (Otsu, adaptive Gaussian, ...)."""
     from segflow.ops.color import grayscale
     from segflow.ops.threshold import threshold
 
     h, w = image.shape[:2]
     x, y = _point(point, h, w)
     gray = grayscale(image) if image.ndim == 3 else image
-    if method == "otsu":
-        fg = threshold(gray, "otsu").mask.astype(bool)
+    if method not in THRESHOLD_TOOL_METHODS:
+        raise SegflowError(f"method: {method!r} is not a threshold of this tool; use one of "
+                           f"{', '.join(THRESHOLD_TOOL_METHODS)}")
+    method = "adaptive_gaussian" if method == "adaptive" else method
+    if THRESHOLD_METHODS[method].kind == "local":
+        fg = threshold(gray, method, block_size=max(15, (min(h, w) // 16) | 1)).mask.astype(bool)
     else:
-        fg = threshold(gray, "adaptive_gaussian",
-                       block_size=max(15, (min(h, w) // 16) | 1)).mask.astype(bool)
+        fg = threshold(gray, method).mask.astype(bool)
     side = fg if fg[y, x] else ~fg
     return _component_at(side, x, y)
 

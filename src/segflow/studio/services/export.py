@@ -28,7 +28,7 @@ def tree_hash(root: Path) -> str:
 
 def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, fmt: str,
                    user_id: int | None) -> DatasetVersion:
-    from segflow.formats.convert import write_dataset
+    from segflow.formats import Sample, write_dataset
 
     schema = project_schema(p)
     rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
@@ -44,7 +44,7 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
             pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
                                     img.height, img.width, schema)
             stem = Path(img.filename).stem
-            yield f"{img.id:06d}_{stem}", store.read(img.sha256, img.ext), pan, None
+            yield Sample(f"{img.id:06d}_{stem}", store.read(img.sha256, img.ext), pan)
 
     base = Path(data_dir) / "exports" / f"project-{p.id}"
     base.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,9 @@ def resolve_prelabel(p: Project, sample: np.ndarray | None) -> dict:
 
         load_pipeline(cfg["pipeline"])  # fails now, with the name, not at the first image
     if cfg.get("mode") == "checkpoint":
+        from segflow._extras import require
+
+        require("deep", what="checkpoint pre-labels")
         ck = Path(cfg.get("checkpoint") or "")
         if not ck.is_file():
             raise SegflowError(f"pre-labels: checkpoint {ck} is not a file on the server")
