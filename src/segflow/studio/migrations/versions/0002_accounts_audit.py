@@ -1,0 +1,52 @@
+"""accounts: user deactivation, untouched pre-labels, audit events
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-28 20:50:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('active', sa.Boolean(), server_default=sa.true(),
+                                      nullable=False))
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('prelabel_untouched', sa.Boolean(),
+                                      server_default=sa.false(), nullable=False))
+    # tasks whose latest version is a pre-label: untouched by definition
+    op.execute("UPDATE tasks SET prelabel_untouched = "
+               "(SELECT a.kind = 'prelabel' FROM annotations a WHERE a.task_id = tasks.id "
+               "AND a.version = tasks.version) WHERE version > 0")
+    op.create_table('audit_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('ip', sa.String(length=64), nullable=False),
+    sa.Column('detail', sa.String(length=500), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['users.id'], ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
+    op.drop_table('audit_events')
+    with op.batch_alter_table('tasks', schema=None) as batch_op:
+        batch_op.drop_column('prelabel_untouched')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_column('active')
