@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from segflow.errors import SegflowError
 from segflow.studio.tables import AuditEvent, AuthToken, User
 
+MISSING = "studio accounts need limits and zxcvbn: pip install 'segflow[accounts]'"
 MIN_PASSWORD = 10
 MIN_SCORE = 3  # zxcvbn 0-4; 3 = "safely unguessable" against an online attack with throttling
 
@@ -30,8 +31,10 @@ def password_problem(password: str, *, username: str = "") -> str | None:
         return f"at least {MIN_PASSWORD} characters (got {len(password)})"
     if not password.strip():
         return "must not be only spaces"
-    from zxcvbn import zxcvbn
-
+    try:
+        from zxcvbn import zxcvbn
+    except ImportError:
+        raise SegflowError(MISSING) from None
     r = zxcvbn(password[:100], user_inputs=[username] if username else [])
     if r["score"] < MIN_SCORE:
         fb = r["feedback"]
@@ -61,9 +64,12 @@ class LoginLimits:
     key_prefix: str = "segflow"
 
     def __post_init__(self):
-        from limits import parse
-        from limits.storage import storage_from_string
-        from limits.strategies import MovingWindowRateLimiter
+        try:
+            from limits import parse
+            from limits.storage import storage_from_string
+            from limits.strategies import MovingWindowRateLimiter
+        except ImportError:
+            raise SegflowError(MISSING) from None
 
         try:
             self._user, self._ip = parse(self.per_user), parse(self.per_ip)
