@@ -155,3 +155,29 @@ def test_overlay_has_no_stale_rectangle_after_assist_or_fill(server, browser):  
     assert alpha(160, 45) == alpha(205, 45) == 215 and alpha(230, 70) == 255
     shot(page, "13-overlay-after-assist-fill")
     assert page.errors == [], page.errors
+
+
+def test_admin_deactivates_a_user_and_reads_the_audit_log(server, browser):  # noqa: F811
+    app, base = server
+    c, h = _client(app)
+    c.post("/api/users", headers=h, json={"username": "leaver", "password": PASSWORD,
+                                          "role": "annotator"})
+    tok = c.post("/api/auth/token", json={"username": "leaver", "password": PASSWORD}).json()["token"]
+    c.post("/api/auth/token", json={"username": "leaver", "password": "wrong-guess-1"})
+    admin = login(browser, base, "root", "root-pass-1")
+    admin.click("li[data-user=leaver] .u-active")
+    flash_ok(admin, "leaver deactivated")
+    wait_js(admin, "() => !!document.querySelector('li[data-user=leaver]')"
+                   "?.textContent.includes('deactivated')")
+    assert c.get("/api/me", headers={"Authorization": f"Bearer {tok}"}).status_code == 401
+    admin.click("#nav-audit")
+    admin.wait_for_url(f"{base}/audit")
+    wait_js(admin, "() => document.querySelectorAll('#audit tr[data-kind=user_deactivated]').length === 1")
+    row = admin.inner_text("#audit tr[data-kind=user_deactivated]")
+    assert "leaver" in row and "root" in row
+    admin.select_option("#a-kind", "login_failed")
+    wait_js(admin, """() => { const rows = [...document.querySelectorAll('#audit tbody tr')];
+        return rows.length > 0 && rows.every((r) => r.dataset.kind === 'login_failed'); }""")
+    assert "wrong password" in admin.inner_text("#audit tbody")
+    shot(admin, "14-audit-log")
+    assert admin.errors == [], admin.errors

@@ -272,9 +272,12 @@ if (auditEl) {
     "password_changed", "password_reset", "user_created", "user_deactivated", "user_activated"];
   const sel = document.getElementById("a-kind");
   sel.append(...KINDS.map((k) => el("option", { value: k }, k)));
+  let latest = 0; // a slower earlier answer must not overwrite the one for the current filter
   const loadAudit = guard(async () => {
     const q = sel.value ? `?kind=${encodeURIComponent(sel.value)}` : "";
+    const mine = ++latest;
     const rows = await api("GET", `/api/audit${q}`);
+    if (mine !== latest) return;
     document.querySelector("#audit tbody").replaceChildren(...rows.map((e) => el("tr", { dataset: { kind: e.kind } },
       el("td", {}, e.at.slice(0, 19).replace("T", " ")), el("td", { class: "kind" }, e.kind),
       el("td", {}, e.username || "—"), el("td", {}, e.actor || "—"), el("td", {}, e.ip || "—"),
