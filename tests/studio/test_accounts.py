@@ -278,3 +278,66 @@ def test_a_manager_lists_only_the_users_of_their_projects(studio):
     assert names == {"manager", "annotator", "annotator2", "reviewer"}  # not admin, outsider
     everyone = {u["username"] for u in st.ok("admin", "GET", "/api/users")}
     assert {"admin", "outsider"} <= everyone
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_0002_upgrades_existing_data(tmp_path, backend):
+    """A database at 0001 with a pre-labelled task and a never-expiring token: after the
+    upgrade the task is flagged untouched, the token expires, users are active, and no row
+    is lost (on SQLite, copying a table in batch mode used to cascade-delete its children)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from segflow.studio.db import alembic_config, make_engine
+    from tests.studio.conftest import PG_BASE, pg_available
+
+    if backend == "postgresql":
+        if not pg_available():
+            pytest.skip("PostgreSQL on 127.0.0.1:5432 (database test) is not reachable")
+        import psycopg
+
+        schema = f"sf_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
+                             autocommit=True) as c:
+            c.execute(f"CREATE SCHEMA {schema}")
+        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    else:
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        command.upgrade(alembic_config(engine), "0001")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO users (id, username, password_hash, role, created_at) "
+                           "VALUES (1, 'u', 'x', 'admin', '2026-01-01')"))
+            c.execute(text("INSERT INTO auth_tokens (user_id, token_hash, kind, name, csrf, "
+                           "created_at) VALUES (1, 'h', 'api', 'old', '', '2026-01-01')"))
+            c.execute(text("INSERT INTO projects (id, name, task_type, goals, target_metric, "
+                           "target_threshold, image_count, domains, schema, prelabel, created_at) "
+                           "VALUES (1, 'p', 'semantic', '', 'miou', 0.8, 0, '[]', '[]', '{}', "
+                           "'2026-01-01')"))
+            c.execute(text("INSERT INTO images (id, project_id, sha256, ext, filename, width, "
+                           "height, created_at) VALUES (1, 1, 's', 'png', 'a.png', 2, 2, "
+                           "'2026-01-01'), (2, 1, 't', 'png', 'b.png', 2, 2, '2026-01-01')"))
+            c.execute(text("INSERT INTO tasks (id, project_id, image_id, state, version, "
+                           "seconds_spent, updated_at) VALUES (1, 1, 1, 'assigned', 1, 0, "
+                           "'2026-01-01'), (2, 1, 2, 'assigned', 2, 0, '2026-01-01')"))
+            c.execute(text("INSERT INTO annotations (task_id, version, kind, segments, created_at) "
+                           "VALUES (1, 1, 'prelabel', '[]', '2026-01-01'), "
+                           "(2, 1, 'prelabel', '[]', '2026-01-01'), (2, 2, 'save', '[]', '2026-01-01')"))
+        command.upgrade(alembic_config(engine), "head")
+        with engine.connect() as c:
+            flags = dict(c.execute(text("SELECT id, prelabel_untouched FROM tasks")).all())
+            assert {k: bool(v) for k, v in flags.items()} == {1: True, 2: False}
+            assert c.execute(text("SELECT expires_at FROM auth_tokens")).scalar() is not None
+            assert bool(c.execute(text("SELECT active FROM users")).scalar())
+            assert c.execute(text("SELECT count(*) FROM annotations")).scalar() == 3  # kept
+        command.downgrade(alembic_config(engine), "0001")  # and back, losing nothing
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM annotations")).scalar() == 3
+            assert c.execute(text("SELECT count(*) FROM auth_tokens")).scalar() == 1
+    finally:
+        engine.dispose()
+        if backend == "postgresql":
+            with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
+                                 autocommit=True) as c:
+                c.execute(f"DROP SCHEMA {schema} CASCADE")

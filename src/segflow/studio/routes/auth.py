@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -54,6 +54,7 @@ def _check(db: Session, request: Request, username: str, password: str) -> User:
         db.commit()
         raise HTTPException(401, "wrong user name or password (or the account is deactivated)")
     limits.succeeded(username)
+    db.execute(delete(AuthToken).where(AuthToken.user_id == u.id, AuthToken.expires_at < now()))
     return u
 
 

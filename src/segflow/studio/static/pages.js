@@ -176,7 +176,9 @@ if (projEl) {
         }) } }, "assign"));
       }
       tb.append(el("tr", { dataset: { task: t.id, state: t.state } }, el("td", {}, String(t.id)),
-        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state),
+        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state,
+          t.untouched_prelabel && ["submitted", "accepted"].includes(t.state)
+            ? el("span", { class: "chip untouched", title: "the pre-labels, saved with no human edit" }, "unedited pre-labels") : null),
         el("td", {}, t.assignee || "—"), el("td", {}, String(t.version)), el("td", {}, ...links)));
     }
   }
