@@ -22,15 +22,17 @@ EPILOG = """
 
     segflow studio --data /srv/studio --db postgresql://studio@127.0.0.1/studio --port 8080
 
+    segflow studio --token-ttl-days 7 --rate-limit-storage redis://127.0.0.1:6379
+
 The API is documented at /docs (OpenAPI). Images are stored under DATA/images by content hash.
 """
 
 
-def _app(db: str | None, data: Path):
+def _app(db: str | None, data: Path, **kw):
     require("studio", what="segflow studio")
     from segflow.studio.app import create_app
 
-    return create_app(db, data)
+    return create_app(db, data, **kw)
 
 
 @app.callback(invoke_without_command=True, epilog=EPILOG)
@@ -42,11 +44,17 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port."),
     demo: bool = typer.Option(False, "--demo", help="Create the demo project and users first."),
+    token_ttl_days: float = typer.Option(30, "--token-ttl-days", help="Lifetime of API bearer "
+                                         "tokens, in days."),
+    rate_limit_storage: str = typer.Option("memory://", "--rate-limit-storage", help="Where failed "
+                                           "logins are counted: memory:// (one process) or "
+                                           "redis://host:6379 (shared by several workers)."),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    application = _app(db, data)
+    application = _app(db, data, token_ttl_days=token_ttl_days,
+                       rate_limit_storage=rate_limit_storage)
     import uvicorn
 
     if demo:
@@ -65,7 +73,8 @@ def serve(
 def create_admin(
     username: str = typer.Option(..., "--username", help="The admin's user name."),
     password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
-                                 confirmation_prompt=True, help="At least 8 characters."),
+                                 confirmation_prompt=True,
+                                 help="At least 10 characters, not easy to guess."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     data: Path = typer.Option(Path("studio-data"), "--data", help="The studio's data folder."),
 ) -> None:
@@ -75,10 +84,12 @@ def create_admin(
 
     from segflow.errors import SegflowError
     from segflow.studio import security
+    from segflow.studio.services.accounts import password_problem
     from segflow.studio.tables import User
 
-    if len(password) < security.MIN_PASSWORD:
-        raise SegflowError(f"--password: at least {security.MIN_PASSWORD} characters")
+    why = password_problem(password, username=username)
+    if why:
+        raise SegflowError(f"--password: {why}")
     application = _app(db, data)
     with application.state.sessions() as s:
         if s.scalar(select(User).where(User.username == username)):

@@ -20,8 +20,20 @@ def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir) / 'studio.db').resolve()}"
 
 
-def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") -> FastAPI:
-    """Build the app: migrate the database to the newest schema, open the image store."""
+def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", *,
+               token_ttl_days: float = 30, rate_limit_storage: str = "memory://",
+               login_limit_per_user: str = "10/15 minutes",
+               login_limit_per_ip: str = "50/15 minutes") -> FastAPI:
+    """Build the app: migrate the database to the newest schema, open the image store.
+
+    ``token_ttl_days``: lifetime of API bearer tokens. ``rate_limit_storage``: where failed
+    logins are counted, ``memory://`` (one process) or ``redis://host:6379`` (shared by all
+    worker processes); the limits are ``"N/period"`` strings of the ``limits`` library."""
+    from segflow.studio.services.accounts import LoginLimits
+
+    if not (0 < token_ttl_days <= 3650):
+        raise SegflowError(f"token TTL: {token_ttl_days} days; use a number of days from 1 to 3650")
+    limits = LoginLimits(login_limit_per_user, login_limit_per_ip, rate_limit_storage)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(db_url or default_db_url(data_dir))
@@ -35,6 +47,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") 
     app.state.sessions = session_factory(engine)
     app.state.data_dir = data_dir
     app.state.store = ImageStore(data_dir)
+    app.state.token_ttl_days = token_ttl_days
+    app.state.login_limits = limits
 
     @app.exception_handler(SegflowError)
     async def _user_error(_: Request, exc: SegflowError):

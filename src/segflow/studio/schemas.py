@@ -21,12 +21,29 @@ class Login(Body):
 
 class TokenRequest(Login):
     name: str = Field("api", max_length=100)
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="lifetime; at most "
+                                        "the studio's token TTL, which is also the default")
 
 
 class NewUser(Body):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-@]+$")
-    password: str = Field(min_length=8, max_length=200)
+    password: str = Field(min_length=1, max_length=200, description="10+ characters, not easy "
+                                                                   "to guess (zxcvbn score >= 3)")
     role: Literal["admin", "manager", "annotator", "reviewer"]
+
+
+class PasswordChange(Body):
+    old_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class PasswordReset(Body):
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class UserUpdate(Body):
+    active: bool = Field(description="false: the user cannot log in; their sessions and tokens "
+                                     "are revoked")
 
 
 class ClassIn(Body):

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
-from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp
+from segflow.studio.deps import REVIEWABLE, current_user, get_db, project_for, require_role, stamp
 from segflow.studio.schemas import Assign, Brief, ExportIn, GuidelineIn, ImportFolder, Members, Prelabel
 from segflow.studio.services import dashboard, workflow
 from segflow.studio.services.export import export_project, zip_version
@@ -48,10 +48,8 @@ def latest_guideline(db: Session, project_id: int) -> Guideline | None:
 
 def _schema(body: Brief) -> list[dict]:
     classes = [c.model_dump() for c in body.schema_]
-    keys = [c["hotkey"] for c in classes if c["hotkey"]]
-    if len(set(keys)) != len(keys):
-        raise HTTPException(422, "schema: hotkeys must be unique")
     try:
+        workflow.check_hotkeys(classes)
         return LabelSchema.from_list(classes).to_list()
     except SegflowError as e:
         raise HTTPException(422, f"schema: {e}") from None
@@ -264,7 +262,7 @@ def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_
     if user.role == "annotator":
         q = q.where(Task.assignee_id == user.id)
     elif user.role == "reviewer":
-        q = q.where(Task.state.in_(("submitted", "accepted", "rejected")))
+        q = q.where(Task.state.in_(REVIEWABLE))
     if state:
         q = q.where(Task.state == state)
     return [task_json(db, t) for t in db.scalars(q)]

@@ -13,7 +13,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
-from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp, task_for
+from segflow.studio.deps import (
+    REVIEWABLE,
+    current_user,
+    get_db,
+    project_for,
+    require_role,
+    stamp,
+    task_for,
+)
 from segflow.studio.routes.projects import require_ack
 from segflow.studio.schemas import AnnotationIn, Assist, Review
 from segflow.studio.services import masks
@@ -37,7 +45,9 @@ def task_json(db: Session, t: Task) -> dict:
             "reviewer_id": t.reviewer_id, "reviewer": names.get(t.reviewer_id),
             "image": {"id": img.id, "filename": img.filename, "width": img.width,
                       "height": img.height, "url": f"/api/images/{img.id}"},
-            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at)}
+            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at),
+            # the labels are the pre-labels exactly: nobody edited them (shown in review)
+            "untouched_prelabel": t.prelabel_untouched}
 
 
 @router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators)")
@@ -65,13 +75,17 @@ def get_image(iid: int, request: Request, user: User = Depends(current_user),
     if img is None:
         raise HTTPException(404, f"no image {iid}")
     project_for(db, user, img.project_id)
-    if user.role == "annotator":  # only the images of their own tasks (and guideline examples)
-        own = db.scalar(select(Task.id).where(Task.image_id == iid, Task.assignee_id == user.id))
+    if user.role in ("annotator", "reviewer"):
+        # annotators: the images of their own tasks; reviewers: of tasks submitted for review
+        # (as task_for); both: guideline examples
+        q = select(Task.id).where(Task.image_id == iid)
+        q = q.where(Task.assignee_id == user.id) if user.role == "annotator" else \
+            q.where(Task.state.in_(REVIEWABLE))
         from segflow.studio.tables import Guideline
 
         ex = any(e.get("image_id") == iid for g in db.scalars(
             select(Guideline).where(Guideline.project_id == img.project_id)) for e in g.examples)
-        if own is None and not ex:
+        if db.scalar(q.limit(1)) is None and not ex:
             raise HTTPException(404, f"no image {iid}")
     store = request.app.state.store
     path = store.path(img.sha256, img.ext)
@@ -130,12 +144,17 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
                                  img.width, schema)
     except masks.MaskError as e:
         raise HTTPException(422, str(e)) from None
+    pre = db.scalar(select(Annotation).where(Annotation.task_id == tid,
+                                             Annotation.kind == "prelabel")
+                    .order_by(Annotation.version.desc()).limit(1))
+    untouched = pre is not None and masks.same_labels(masks.Labels(pre.segments, pre.runs), stored)
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
                                         Task.state.in_(EDITABLE))
                      .values(version=Task.version + 1, updated_at=now(),
-                             seconds_spent=Task.seconds_spent + body.seconds))
+                             seconds_spent=Task.seconds_spent + body.seconds,
+                             prelabel_untouched=untouched))
     if res.rowcount != 1:
         db.rollback()
         db.refresh(t)
@@ -147,7 +166,8 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
                  seconds=body.seconds))
     db.commit()
-    return {"version": body.base_version + 1, "segments": len(stored.segments)}
+    return {"version": body.base_version + 1, "segments": len(stored.segments),
+            "untouched_prelabel": untouched}
 
 
 @router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")

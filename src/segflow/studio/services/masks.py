@@ -109,6 +109,14 @@ def pack(ids: np.ndarray, segments: list[dict], counts: dict[int, int] | None = 
     return Labels(segs, zlib.compress(runs, 1))
 
 
+def same_labels(a: Labels, b: Labels) -> bool:
+    """The same label map and segments (runs are canonical, so equal maps have equal runs)."""
+    key = lambda segs: sorted((s["id"], s["category_id"], int(s.get("iscrowd", 0)))  # noqa: E731
+                              for s in segs)
+    return key(a.segments) == key(b.segments) and (
+        a.runs == b.runs or np.array_equal(unpack_runs(a.runs), unpack_runs(b.runs)))
+
+
 def unpack_runs(blob: bytes | None) -> np.ndarray:
     return np.frombuffer(zlib.decompress(blob), "<i4") if blob else np.zeros(0, "<i4")
 

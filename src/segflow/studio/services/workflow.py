@@ -21,6 +21,30 @@ def project_schema(p: Project) -> LabelSchema:
     return LabelSchema.from_list(p.schema)
 
 
+# The editor's own keys (editor.js reads the tool keys from the page, rendered from this dict):
+# a class hotkey must not take one of them, or the class could never be picked by key.
+TOOL_KEYS = {"b": "brush", "e": "eraser", "p": "polygon", "f": "fill"}
+EDITOR_KEYS = {**{k: f"the {v.capitalize()} tool" for k, v in TOOL_KEYS.items()},
+               "n": "New object", "[": "smaller brush", "]": "larger brush", " ": "Pan (hold)"}
+
+
+def check_hotkeys(classes: list[dict]) -> None:
+    """Class hotkeys are unique (ignoring case) and leave the editor's keys alone."""
+    seen: dict[str, str] = {}
+    for c in classes:
+        key = (c.get("hotkey") or "").lower()
+        if not key:
+            continue
+        if key in EDITOR_KEYS:
+            raise SegflowError(f"hotkey {c['hotkey']!r} of class {c['name']!r} is the editor's key "
+                               f"for {EDITOR_KEYS[key]}; pick another (reserved: "
+                               f"{', '.join(repr(k) for k in EDITOR_KEYS)})")
+        if key in seen:
+            raise SegflowError(f"hotkey {c['hotkey']!r} is used by both {seen[key]!r} and "
+                               f"{c['name']!r}; hotkeys must be unique")
+        seen[key] = c["name"]
+
+
 def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str,
               prelabel: masks.Labels | None = None) -> Task | None:
     """Store one image and create its task (with version 1 = pre-labels when given).
@@ -45,6 +69,7 @@ def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str
 
 def add_prelabel(db: Session, task: Task, labels: masks.Labels) -> None:
     task.version += 1
+    task.prelabel_untouched = True
     db.add(Annotation(task_id=task.id, version=task.version, author_id=None, kind="prelabel",
                       segments=labels.segments, runs=labels.runs))
 

@@ -22,7 +22,20 @@ async function loadHome() {
   const users = document.getElementById("users");
   if (users) {
     users.replaceChildren();
-    for (const u of await api("GET", "/api/users")) users.append(el("li", {}, `${u.username} (${u.role})`));
+    for (const u of await api("GET", "/api/users")) {
+      const toggle = el("button", { type: "button", class: "u-active", on: { click: guard(async () => {
+        await api("PATCH", `/api/users/${u.id}`, { active: !u.active });
+        flash(`${u.username} ${u.active ? "deactivated" : "reactivated"}`, "ok"); loadHome();
+      }) } }, u.active ? "deactivate" : "reactivate");
+      const reset = el("button", { type: "button", class: "u-reset", on: { click: guard(async () => {
+        const pw = prompt(`New password for ${u.username} (10+ characters, hard to guess)`);
+        if (!pw) return;
+        await api("POST", `/api/users/${u.id}/password`, { new_password: pw });
+        flash(`password of ${u.username} reset; their sessions and tokens are revoked`, "ok");
+      }) } }, "reset password");
+      users.append(el("li", { dataset: { user: u.username } }, `${u.username} (${u.role})${u.active ? "" : " — deactivated"} `,
+        toggle, " ", reset));
+    }
   }
 }
 
@@ -163,7 +176,9 @@ if (projEl) {
         }) } }, "assign"));
       }
       tb.append(el("tr", { dataset: { task: t.id, state: t.state } }, el("td", {}, String(t.id)),
-        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state),
+        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state,
+          t.untouched_prelabel && ["submitted", "accepted"].includes(t.state)
+            ? el("span", { class: "chip untouched", title: "the pre-labels, saved with no human edit" }, "unedited pre-labels") : null),
         el("td", {}, t.assignee || "—"), el("td", {}, String(t.version)), el("td", {}, ...links)));
     }
   }
@@ -250,4 +265,26 @@ if (projEl) {
     loadExports();
   });
   guard(async () => { await loadProject(); await loadGuidelines(); await loadTasks(); await loadStats(); await loadExports(); })();
+}
+
+// ---- audit log (admins) ---------------------------------------------------------------------
+const auditEl = document.getElementById("audit-page");
+if (auditEl) {
+  const KINDS = ["login_ok", "login_failed", "login_rate_limited", "logout", "token_created", "token_revoked",
+    "password_changed", "password_reset", "user_created", "user_deactivated", "user_activated"];
+  const sel = document.getElementById("a-kind");
+  sel.append(...KINDS.map((k) => el("option", { value: k }, k)));
+  let latest = 0; // a slower earlier answer must not overwrite the one for the current filter
+  const loadAudit = guard(async () => {
+    const q = sel.value ? `?kind=${encodeURIComponent(sel.value)}` : "";
+    const mine = ++latest;
+    const rows = await api("GET", `/api/audit${q}`);
+    if (mine !== latest) return;
+    document.querySelector("#audit tbody").replaceChildren(...rows.map((e) => el("tr", { dataset: { kind: e.kind } },
+      el("td", {}, e.at.slice(0, 19).replace("T", " ")), el("td", { class: "kind" }, e.kind),
+      el("td", {}, e.username || "—"), el("td", {}, e.actor || "—"), el("td", {}, e.ip || "—"),
+      el("td", {}, e.detail))));
+  });
+  sel.addEventListener("change", loadAudit);
+  loadAudit();
 }
