@@ -15,7 +15,8 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
 
 @app.command(epilog="""
 **Domains**: street, agriculture, medical, aerial, retail. **Formats**: folders (images,
-semantic and panoptic PNGs + schema.json), coco (instances, RLE), coco_panoptic.
+semantic and panoptic PNGs + schema.json), coco (instances, RLE), coco_panoptic, geotiff
+(RGB and class-id GeoTIFFs at made-up UTM 32N coordinates, 0.5 m pixels; needs the geo extra).
 
 **Examples**
 
@@ -24,6 +25,8 @@ semantic and panoptic PNGs + schema.json), coco (instances, RLE), coco_panoptic.
     segflow data synth retail -n 50 --seed 99 --format coco -o data/retail-val
 
     segflow data synth medical -n 20 --difficulty hard --format coco_panoptic -o data/ct
+
+    segflow data synth aerial -n 4 --size 1024 --format geotiff -o data/aerial-geo
 """)
 def synth(
     domain: str = typer.Argument(..., help="Application domain."),

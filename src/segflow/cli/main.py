@@ -193,6 +193,7 @@ def segment(
 
 
 from segflow.cli import data as _data  # noqa: E402
+from segflow.cli import geo as _geo  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
@@ -206,6 +207,7 @@ app.add_typer(_models.models_app, name="models")
 app.command("convert", epilog=_data.CONVERT_EPILOG)(_data.convert_command)
 app.command("eval", epilog=_EVAL_EPILOG)(_eval)
 app.add_typer(_studio.app, name="studio")
+app.command("vectorize", epilog=_geo.VECTORIZE_EPILOG)(_geo.vectorize_command)
 
 
 def main() -> None:

@@ -67,6 +67,10 @@ PREDICT_EPILOG = """
     segflow predict runs/street-unet/best.pt val/images -o out/pan --things runs/street-mrcnn/best.pt
 
     (the last writes COCO panoptic: score it with segflow eval --task panoptic)
+
+    segflow predict runs/aerial/best.pt scene.tif -o out/geo --tile 512 --bands 4,3,2
+
+    (a GeoTIFF gives a GeoTIFF mask with its CRS and transform, predicted window by window)
 """
 
 
@@ -87,6 +91,7 @@ def predict_command(
                                             "object more than this covered by better ones."),
     min_stuff_area: int = typer.Option(64, "--min-stuff-area", help="Panoptic: smallest stuff "
                                        "segment in pixels."),
+    bands: str = typer.Option(None, "--bands", help="GeoTIFF bands to use, 1-based, e.g. 4,3,2."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Predict masks (indexed PNG) and overlays for images and folders; with --things, panoptic
@@ -101,8 +106,10 @@ def predict_command(
             overlap=overlap, tta=tta, score_threshold=score_threshold,
             overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
     else:
+        from segflow.geo.options import parse_bands
+
         written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                                   progress=progress)
+                                   progress=progress, raster={"bands": parse_bands(bands)})
     if json_out:
         emit_json({"outputs": written, "errors": failures})
     else:

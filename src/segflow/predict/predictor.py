@@ -166,9 +166,13 @@ class Predictor:
         return [str(out / "annotations" / "panoptic_default.json")], failures
 
     def run(self, inputs, out: str | Path, *, tile: int | None = None, overlap: int = 64,
-            tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True):
+            tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True,
+            raster: dict | None = None):
+        """Predict images and folders. GeoTIFFs go to :func:`segflow.geo.predict.predict_raster`
+        (a georeferenced ``_mask.tif``, windowed; ``raster`` holds their band options)."""
         from rich.progress import track
 
+        from segflow.geo import wants_geo
         from segflow.ops.draw import draw_overlay
 
         out = Path(out)
@@ -176,6 +180,12 @@ class Predictor:
         paths = list_images(inputs)
         for p in track(paths, description="predict", disable=not progress):
             try:
+                if wants_geo(p):
+                    from segflow.geo.predict import predict_raster
+
+                    written += predict_raster(self, p, out, tile=tile, overlap=overlap, tta=tta,
+                                              options=raster)
+                    continue
                 img = read_image(p)
             except Exception as e:  # noqa: BLE001 - reported, others go on
                 failures.append(str(e))

@@ -8,7 +8,7 @@ from segflow.errors import SegflowError
 from segflow.formats import coco, coco_panoptic, folders
 from segflow.synth import DOMAINS, synthesize
 
-EXPORT_FORMATS = ("folders", "coco", "coco_panoptic")
+EXPORT_FORMATS = ("folders", "coco", "coco_panoptic", "geotiff")
 
 
 def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: int = 256,
@@ -38,6 +38,11 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
         folders.write(out, schema, ((name, s.image, s.semantic, s.panoptic)
                                     for name, s in samples()),
                       domain=domain, seed=seed, size=size, difficulty=difficulty)
+    elif fmt == "geotiff":  # RGB and class-id GeoTIFFs at made-up UTM coordinates
+        from segflow.geo import synth as geo_synth
+
+        geo_synth.write(out, schema, ((name, s.image, s.semantic.ids) for name, s in samples()),
+                        seed=seed, size=size)
     elif fmt == "coco_panoptic":
         coco_panoptic.write(out, schema, ((name, s.image, s.panoptic) for name, s in samples()))
     else:
