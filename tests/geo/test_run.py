@@ -213,3 +213,43 @@ def test_missing_geo_extra_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "rasterio", None)
     with pytest.raises(SegflowError, match=r"pip install 'segflow\[geo\]'"):
         require("rasterio")
+
+
+def test_a_cloud_optimized_geotiff_with_16_bit_bands(tmp_path):
+    import rasterio
+
+    rng = np.random.default_rng(8)
+    data = (scene(600, 700, seed=8).astype(np.uint16) * 40 + rng.integers(0, 40, (600, 700, 3))
+            ).astype(np.uint16)
+    src = tmp_path / "cog.tif"
+    with rasterio.open(src, "w", driver="COG", width=700, height=600, count=3, dtype="uint16",
+                       crs=CRS, transform=affine(), overview_count=2) as ds:
+        ds.write(data.transpose(2, 0, 1))
+    with rasterio.open(src) as ds:
+        assert ds.overviews(1)  # a real COG, with overviews for the stretch
+    spec = parse_pipeline({"raster": {"bands": [3, 2, 1]},
+                           "steps": ["grayscale", {"blur": {"sigma": 1}}, "threshold"]})
+    r = run_raster(spec, src, tmp_path / "w", windowed=True, window=256)
+    with GeoRaster(src, spec.raster) as g:
+        whole, _ = g.read_all()  # the same stretch, read at once
+    np.testing.assert_array_equal(read_tif(tmp_path / "w" / "cog_mask.tif")[0],
+                                  apply_pipeline(spec, whole).mask)
+    assert r.threshold is not None
+
+
+def test_bands_option_errors():
+    from segflow.geo.options import parse_bands
+
+    assert parse_bands("4,3,2") == [4, 3, 2] and parse_bands("[1]") == [1] and parse_bands(None) is None
+    for bad, needle in (("4,x", "expected band numbers"), ("0,1,2", "start at 1"),
+                        ("1,2", "1 band"), ("1,2,3,4", "at most 3")):
+        with pytest.raises(ConfigError, match=needle):
+            parse_bands(bad)
+
+
+def test_huge_band_numbers_are_out_of_range(tmp_path):
+    from segflow.errors import ImageReadError
+
+    src = write_tif(tmp_path / "s.tif", scene(32, 32))
+    with pytest.raises(ImageReadError, match="out of range"):
+        GeoRaster(src, {"bands": [2**63, 1, 1]})
