@@ -203,6 +203,9 @@ def test_a_corrupt_tile_is_named_with_its_window_and_file(tmp_path):
     assert str(src) in msg and "window 11 (rows 256..383, cols 384..511)" in msg
     assert "corrupt" in msg and "\n" not in msg
     assert not (tmp_path / "o" / "s_mask.tif").exists()  # no half-written mask
+    with pytest.raises(SegflowError) as e:  # read at once: the bad tile is found and named
+        run_raster(spec, src, tmp_path / "o", windowed=False)
+    assert str(src) in str(e.value) and "tile 2,3 (rows 256..383, cols 384..511)" in str(e.value)
 
 
 def test_missing_geo_extra_is_one_line(monkeypatch, tmp_path):

@@ -25,11 +25,13 @@ raster). Nodata (255 in segflow's masks) is left out. Big masks are read by wind
 """
 
 
-def _show_geo_warnings() -> None:
+def show_geo_warnings() -> None:
     """Raster warnings (no CRS...) as one plain line, like errors."""
     from segflow.geo import GeoWarning
 
     previous = warnings.showwarning
+    if getattr(previous, "segflow_geo", False):
+        return
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, GeoWarning):
@@ -37,6 +39,7 @@ def _show_geo_warnings() -> None:
         else:
             previous(message, category, filename, lineno, file, line)
 
+    show.segflow_geo = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 
@@ -54,7 +57,6 @@ def vectorize_command(
     reprojected."""
     from segflow.geo.vector import read_schema_file, vectorize, write_vectors
 
-    _show_geo_warnings()
     gdf, notes = vectorize(mask, simplify=simplify, to_crs=to_crs, skip=skip,
                            schema=read_schema_file(schema) if schema else None)
     write_vectors(gdf, out)

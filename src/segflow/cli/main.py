@@ -36,6 +36,7 @@ def _root(
     max_pixels: int | None = typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels (default 100000000)."),
 ) -> None:
+    _geo.show_geo_warnings()  # raster warnings (no CRS, ...) as one plain line
     if max_pixels is not None:
         from segflow.io import set_max_pixels
 

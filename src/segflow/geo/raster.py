@@ -38,7 +38,10 @@ def gdal_env():
     return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
 
-def _first_line(e: Exception) -> str:
+def _first_line(e: BaseException) -> str:
+    """GDAL's own message: rasterio wraps it as the cause of a 'see previous exception'."""
+    while e.__cause__ is not None and "previous exception" in str(e):
+        e = e.__cause__
     return " ".join(str(e).split()) or type(e).__name__
 
 
@@ -136,13 +139,29 @@ class GeoRaster:
         return out
 
     # -- reading ------------------------------------------------------------------------------
-    def _guarded(self, read, where: str):
+    def _guarded(self, read, where: str, win=None):
         rasterio = require("rasterio")
         try:
             return read()
-        except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as e:
-            raise ImageReadError(f"{self.path}: {where} cannot be read; the file is corrupt or "
-                                 f"truncated there ({_first_line(e)})") from None
+        except rasterio.errors.RasterioError as e:
+            block = self._bad_block(win) if win is not None else None
+            raise ImageReadError(f"{self.path}: {where}{block or ''} cannot be read; the file is "
+                                 f"corrupt or truncated there ({_first_line(e)})") from None
+
+    def _bad_block(self, win) -> str | None:
+        """After a failed read: the first of the file's blocks (tiles or strips) inside ``win``
+        that cannot be read, as ' (tile i, j: rows .., cols ..)'."""
+        from rasterio.windows import intersect
+
+        for (i, j), bw in self.ds.block_windows(self.bands[0]):
+            if not intersect(bw, win):
+                continue
+            try:
+                self.ds.read(self.bands, window=bw)
+            except Exception:  # noqa: BLE001 - any failure marks the block
+                return (f", tile {i},{j} (rows {bw.row_off}..{bw.row_off + bw.height - 1}, "
+                        f"cols {bw.col_off}..{bw.col_off + bw.width - 1})")
+        return None
 
     def read(self, row: int, col: int, height: int, width: int, *, where: str | None = None
              ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -151,7 +170,7 @@ class GeoRaster:
 
         win = Window(col, row, width, height)
         where = where or f"rows {row}..{row + height - 1}, cols {col}..{col + width - 1}"
-        data = self._guarded(lambda: self.ds.read(self.bands, window=win), where)
+        data = self._guarded(lambda: self.ds.read(self.bands, window=win), where, win)
         valid = None
         if not self.all_valid:
             m = self._guarded(lambda: self.ds.read_masks(self.bands, window=win), where)

@@ -65,7 +65,10 @@ def _trace(mask_path: Path, window: int, skip: set[int]):
     from rasterio.windows import Window
     from shapely.geometry import shape
 
-    with gdal_env(), rasterio.open(mask_path) as ds:
+    with warnings.catch_warnings():  # no CRS is reported by vectorize(), once, in its words
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        ds = rasterio.open(mask_path)
+    with gdal_env(), ds:
         if ds.count != 1 or np.dtype(ds.dtypes[0]).kind not in "ui":
             raise SegflowError(f"{mask_path}: a mask must be one band of integer class ids, got "
                                f"{ds.count} band(s) of {ds.dtypes[0]}")
@@ -193,7 +196,9 @@ def write_vectors(gdf, out: str | os.PathLike) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}{out.suffix}")
     try:
-        gdf.to_file(tmp, driver=driver, engine="pyogrio", layer=out.stem)
+        with warnings.catch_warnings():  # pixel coordinates (no CRS) were already warned about
+            warnings.filterwarnings("ignore", message=".*'crs' was not provided")
+            gdf.to_file(tmp, driver=driver, engine="pyogrio", layer=out.stem)
         os.replace(tmp, out)
     finally:
         if tmp.exists():
