@@ -10,7 +10,7 @@ import pytest
 
 from segflow.errors import SegflowError
 from segflow.geo import GeoWarning
-from segflow.geo.vector import vectorize, write_vectors
+from segflow.geo.vector import vectorize, vectorize_to_file, write_vectors
 from tests.geo.conftest import CRS, affine, needs_geo, one_line, read_tif, segflow, write_tif
 
 pytestmark = needs_geo
@@ -53,10 +53,15 @@ def test_polygons_rasterise_back_to_the_mask(synth_set, tmp_path, window):
     path = synth_set / "semantic" / "aerial_3_00000.tif"
     mask, crs, tr, _ = read_tif(path)
     gdf, notes = vectorize(path, window=window)
-    out = write_vectors(gdf, tmp_path / "v.geojson")
     import geopandas as gpd
 
-    back = gpd.read_file(out)
+    for suffix in (".geojson", ".gpkg"):  # streamed to the file == in memory
+        n, crs, _ = vectorize_to_file(path, tmp_path / f"s{suffix}", window=window)
+        streamed = gpd.read_file(tmp_path / f"s{suffix}")
+        assert n == len(streamed) == len(gdf) and crs.to_string() == CRS
+        assert sorted(streamed.area_px) == sorted(gdf.area_px)
+        assert sorted(streamed.segment_id) == list(range(1, n + 1))
+    back = gpd.read_file(write_vectors(gdf, tmp_path / "v.geojson"))
     assert back.crs.to_string() == CRS and notes == []
     np.testing.assert_array_equal(rasterize_back(back, mask.shape, tr), mask)
     # one polygon per 4-connected segment of a class: count them with OpenCV

@@ -55,16 +55,15 @@ def vectorize_command(
 ) -> None:
     """Write the polygons of a mask's segments with class and area, in the mask's CRS or
     reprojected."""
-    from segflow.geo.vector import read_schema_file, vectorize, write_vectors
+    from segflow.geo.vector import read_schema_file, vectorize_to_file
 
-    gdf, notes = vectorize(mask, simplify=simplify, to_crs=to_crs, skip=skip,
-                           schema=read_schema_file(schema) if schema else None)
-    write_vectors(gdf, out)
-    crs = gdf.crs.to_string() if gdf.crs is not None else None
+    n, crs, notes = vectorize_to_file(mask, out, simplify=simplify, to_crs=to_crs, skip=skip,
+                                      schema=read_schema_file(schema) if schema else None)
+    crs = crs.to_string() if crs is not None else None
     if json_out:
-        emit_json({"outputs": [str(out)], "polygons": len(gdf), "crs": crs, "notes": notes})
+        emit_json({"outputs": [str(out)], "polygons": n, "crs": crs, "notes": notes})
         return
-    console.print(f"{len(gdf)} polygons ({crs or 'pixel coordinates'}) -> {out}", highlight=False)
-    for n in notes:
-        if "no CRS" not in n:  # already shown as a warning
-            console.print(f"note: {n}", highlight=False)
+    console.print(f"{n} polygons ({crs or 'pixel coordinates'}) -> {out}", highlight=False)
+    for note in notes:
+        if "no CRS" not in note:  # already shown as a warning
+            console.print(f"note: {note}", highlight=False)
