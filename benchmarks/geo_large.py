@@ -6,7 +6,8 @@
 Goal (issue 15): pipelines/otsu.yaml (grey, Gaussian blur, Otsu) on a 20k x 20k RGB GeoTIFF
 (400 MP, 1.2 GB of pixels) with peak RSS < 1.5 GB. The raster is read by windows with a halo,
 Otsu's level comes from a histogram streamed over the windows, and the mask is written window
-by window into a tiled GeoTIFF.
+by window into a tiled GeoTIFF. The mask is then vectorised (`segflow vectorize` to a
+GeoPackage, window by window) and its peak RSS reported too.
 
 The peer is segflow's own whole-raster run, measured in the same run on an 8,000 x 8,000 raster
 (64 MP, small enough to hold; ``--peer-size``): its peak RSS against the windowed run's on the
@@ -64,10 +65,14 @@ def make_raster(path: Path, size: int, strip: int = 512) -> None:
 
 def run(src: Path, out: Path, *extra: str) -> tuple[float, float]:
     """`segflow [extra] run pipelines/otsu.yaml src -o out`: (seconds, peak RSS in MiB)."""
+    return segflow(*extra, "run", str(ROOT / "pipelines/otsu.yaml"), str(src), "-o", str(out),
+                   "--no-overlay", "--json")
+
+
+def segflow(*args: str) -> tuple[float, float]:
+    """A segflow command in a child process: (seconds, peak RSS in MiB)."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *extra, "run",
-                        str(ROOT / "pipelines/otsu.yaml"), str(src), "-o", str(out),
-                        "--no-overlay", "--json"], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - t0
     assert p.returncode == 0, p.stderr
     return elapsed, int(p.stderr.split("PEAK_KB")[-1].split()[0]) / 1024
@@ -101,6 +106,11 @@ def main() -> None:
         t_make = time.perf_counter() - t0
         t_b, rss_b = run(big, work / "big_out")
         fg = float(read_mask(work / "big_out" / "big_mask.tif")[::50, ::50].mean())
+        t_v, rss_v = segflow("vectorize", str(work / "big_out" / "big_mask.tif"), "-o",
+                             str(work / "big.gpkg"), "--json")
+        import pyogrio
+
+        n_poly = pyogrio.read_info(work / "big.gpkg")["features"]
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -110,7 +120,9 @@ def main() -> None:
           f"| {peer} | whole raster in memory | {t_m:.1f} s | {rss_m:.0f} MiB |\n"
           f"| {peer} | windowed (2048 px windows) | {t_w:.1f} s | {rss_w:.0f} MiB |\n"
           f"| {args.size}x{args.size} RGB ({mp:.0f} MP, {3 * mp / 1e3:.2f} GB of pixels) | windowed"
-          f" | {t_b:.1f} s | **{rss_b:.0f} MiB** |")
+          f" | {t_b:.1f} s | **{rss_b:.0f} MiB** |\n"
+          f"| its mask -> `segflow vectorize` -> GeoPackage ({n_poly} polygons) | windowed"
+          f" | {t_v:.1f} s | {rss_v:.0f} MiB |")
     print(f"windowed mask == whole-raster mask on {ps}x{ps}: {same}; whole/windowed peak RSS "
           f"{rss_m / rss_w:.2f}x")
     print(f"{args.size}x{args.size}: generated in {t_make:.0f} s; foreground fraction (1/50 sample) "
