@@ -4,9 +4,10 @@ and area, written as GeoJSON or GeoPackage.
 The mask is read by windows. ``rasterio.features.shapes`` traces each window in pixel
 coordinates offset to the window's place, so the polygons of neighbouring windows share their
 edges exactly (integer coordinates); the polygons that touch an inner window edge are merged per
-class with one ``shapely.union_all`` and split into parts again, the others pass as they are.
-Only then is the raster's affine transform applied, so merging never meets rounding. Areas:
-``area_px`` is the exact pixel count; ``area_m2`` is the area in the raster's projected CRS
+class with one ``shapely.union_all`` and split into parts again, the others pass as they are
+(:func:`vectorize_to_file` writes them out window by window, so only the edge-crossing polygons
+are held in memory). Only then is the raster's affine transform applied, so merging never meets
+rounding. Areas: ``area_px`` is the exact pixel count; ``area_m2`` is the area in the raster's projected CRS
 (units converted to metres), or, for a geographic CRS, in a Lambert azimuthal equal-area
 projection centred on the raster (said in the notes). A mask without a CRS is vectorised in
 pixel coordinates with ``area_m2`` left empty (and a warning).
