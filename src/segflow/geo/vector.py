@@ -80,7 +80,7 @@ def _batches(ds, mask_path: Path, window: int, skip: set[int]):
     """Yield lists of (class id, polygon in pixel coordinates): per window the polygons that
     touch no inner window edge, and at the end those that do, merged per class."""
     rasterio = require("rasterio")
-    shapely = require("shapely")
+    require("shapely")
     from rasterio.features import shapes
     from rasterio.windows import Window
     from shapely.geometry import shape
@@ -114,8 +114,32 @@ def _batches(ds, mask_path: Path, window: int, skip: set[int]):
                 done.append((int(value), poly))
         yield done
     for value in sorted(pending):
-        merged = shapely.union_all(pending.pop(value))
-        yield [(value, g) for g in getattr(merged, "geoms", [merged]) if g.area > 0]
+        yield from _merge(value, pending.pop(value))
+
+
+def _merge(value: int, polys: list, batch: int = 10_000):
+    """Union the edge-crossing pieces of one class: only pieces that touch are merged (groups
+    found with an STRtree and connected components), so GEOS never nodes one huge geometry."""
+    shapely = require("shapely")
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(polys)
+    a, b = shapely.STRtree(polys).query(polys, predicate="intersects")
+    _, group = connected_components(coo_matrix((np.ones(len(a), bool), (a, b)), shape=(n, n)),
+                                    directed=False)
+    order = np.argsort(group, kind="stable")
+    cuts = np.flatnonzero(np.diff(group[order])) + 1
+    out: list = []
+    for members in np.split(order, cuts):
+        merged = polys[members[0]] if len(members) == 1 else shapely.union_all(
+            [polys[i] for i in members])
+        out.extend((value, g) for g in getattr(merged, "geoms", [merged]) if g.area > 0)
+        if len(out) >= batch:
+            yield out
+            out = []
+    if out:
+        yield out
 
 
 class _Framer:
