@@ -3,14 +3,14 @@ and area, written as GeoJSON or GeoPackage.
 
 The mask is read by windows. ``rasterio.features.shapes`` traces each window in pixel
 coordinates offset to the window's place, so the polygons of neighbouring windows share their
-edges exactly (integer coordinates); the polygons that touch an inner window edge are merged per
-class with one ``shapely.union_all`` and split into parts again, the others pass as they are
-(:func:`vectorize_to_file` writes them out window by window, so only the edge-crossing polygons
-are held in memory). Only then is the raster's affine transform applied, so merging never meets
-rounding. Areas: ``area_px`` is the exact pixel count; ``area_m2`` is the area in the raster's projected CRS
-(units converted to metres), or, for a geographic CRS, in a Lambert azimuthal equal-area
-projection centred on the raster (said in the notes). A mask without a CRS is vectorised in
-pixel coordinates with ``area_m2`` left empty (and a warning).
+edges exactly (integer coordinates). Polygons that touch an inner window edge are merged per
+class (``shapely.coverage_union_all`` of the pieces that touch) and split into parts again; the
+others pass as they are (:func:`vectorize_to_file` writes them out window by window, so only the
+edge-crossing pieces are held in memory). Only then is the raster's affine transform applied, so
+merging never meets rounding. Areas: ``area_px`` is the exact pixel count; ``area_m2`` is the
+area in the raster's projected CRS (units converted to metres), or, for a geographic CRS, in a
+Lambert azimuthal equal-area projection centred on the raster (said in the notes). A mask
+without a CRS is vectorised in pixel coordinates with ``area_m2`` left empty (and a warning).
 """
 
 from __future__ import annotations
@@ -117,9 +117,24 @@ def _batches(ds, mask_path: Path, window: int, skip: set[int]):
         yield from _merge(value, pending.pop(value))
 
 
+def _coverage_union(pieces: list):
+    """Union of pieces that tile the plane without overlap along integer pixel edges.
+
+    Densified to a vertex at every pixel corner, the pieces are a noded coverage, which GEOS
+    unions by dropping the shared edges (far cheaper than an overlay union of big polygons with
+    many holes); the collinear vertices are then dropped again (simplify with tolerance 0).
+    """
+    shapely = require("shapely")
+    try:
+        merged = shapely.coverage_union_all(shapely.segmentize(pieces, 1.0))
+        return shapely.simplify(merged, 0.0, preserve_topology=True)
+    except shapely.errors.GEOSException:  # not a clean coverage after all: overlay union
+        return shapely.union_all(pieces)
+
+
 def _merge(value: int, polys: list, batch: int = 10_000):
     """Union the edge-crossing pieces of one class: only pieces that touch are merged (groups
-    found with an STRtree and connected components), so GEOS never nodes one huge geometry."""
+    found with an STRtree and connected components), each group as a coverage."""
     shapely = require("shapely")
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -132,7 +147,7 @@ def _merge(value: int, polys: list, batch: int = 10_000):
     cuts = np.flatnonzero(np.diff(group[order])) + 1
     out: list = []
     for members in np.split(order, cuts):
-        merged = polys[members[0]] if len(members) == 1 else shapely.union_all(
+        merged = polys[members[0]] if len(members) == 1 else _coverage_union(
             [polys[i] for i in members])
         out.extend((value, g) for g in getattr(merged, "geoms", [merged]) if g.area > 0)
         if len(out) >= batch:
