@@ -127,7 +127,7 @@ def _coverage_union(pieces: list):
     shapely = require("shapely")
     try:
         merged = shapely.coverage_union_all(shapely.segmentize(pieces, 1.0))
-        return shapely.simplify(merged, 0.0, preserve_topology=True)
+        return shapely.simplify(merged, 0.0, preserve_topology=False)  # nothing moves at 0
     except shapely.errors.GEOSException:  # not a clean coverage after all: overlay union
         return shapely.union_all(pieces)
 
