@@ -29,6 +29,8 @@ EXTRAS: dict[str, dict[str, str]] = {
     "qc": {"SimpleITK": "STAPLE consensus"},
     "medical": {"nibabel": "NIfTI volumes", "pydicom": "DICOM series",
                 "SimpleITK": "DICOM, NRRD and MetaImage volumes"},
+    "geo": {"rasterio": "GeoTIFF rasters", "shapely": "polygons", "geopandas": "GeoPackage",
+            "pyogrio": "GeoPackage"},
 }
 #: the modules ``require(extra)`` checks when none are named
 DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
@@ -36,6 +38,7 @@ DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
     "studio": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "argon2", "multipart"),
     "qc": ("SimpleITK",),
     "medical": ("nibabel", "pydicom", "SimpleITK"),
+    "geo": ("rasterio",),
 }
 
 

@@ -18,7 +18,8 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
 
 @app.command(epilog=f"""
 **Domains**: street, agriculture, medical, aerial, retail; medical3d writes NIfTI volumes
-(images/, labels/, schema.json; --format is ignored). **Formats**: {formats_help()}.
+(images/, labels/, schema.json; --format is ignored). **Formats**: {formats_help()}; geotiff
+(RGB and class-id GeoTIFFs at made-up UTM 32N coordinates, 0.5 m pixels; needs the geo extra).
 
 **Examples**
 
@@ -29,6 +30,8 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
     segflow data synth medical -n 20 --difficulty hard --format coco_panoptic -o data/ct
 
     segflow data synth medical3d -n 10 --size 96 -o data/ct3d
+
+    segflow data synth aerial -n 4 --size 1024 --format geotiff -o data/aerial-geo
 """)
 def synth(
     domain: str = typer.Argument(..., help="Application domain."),

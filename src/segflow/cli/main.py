@@ -38,6 +38,7 @@ def _root(
     max_pixels: int | None = typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels (default 100000000)."),
 ) -> None:
+    _geo.show_geo_warnings()  # raster warnings (no CRS, ...) as one plain line
     if max_pixels is not None:  # for this command only; it wins over SEGFLOW_MAX_PIXELS
         from segflow.io import pixel_limit
 
@@ -236,6 +237,7 @@ def segment(
 from segflow.cli import agree as _agree  # noqa: E402
 from segflow.cli import data as _data  # noqa: E402
 from segflow.cli import examples as _examples  # noqa: E402
+from segflow.cli import geo as _geo  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
@@ -252,6 +254,7 @@ app.add_typer(_studio.app, name="studio")
 app.add_typer(_examples.app, name="examples")
 app.command("agree", epilog=_agree.AGREE_EPILOG)(_agree.agree_command)
 app.command("consensus", epilog=_agree.CONSENSUS_EPILOG)(_agree.consensus_command)
+app.command("vectorize", epilog=_geo.VECTORIZE_EPILOG)(_geo.vectorize_command)
 
 
 def main() -> None:

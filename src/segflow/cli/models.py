@@ -81,10 +81,13 @@ PREDICT_EPILOG = """
 
     segflow predict runs/ct-unet3d/best.pt scans/ -o out/ct   # NIfTI in, NAME_mask.nii.gz out
 
+    segflow predict runs/aerial/best.pt scene.tif -o out/geo --tile 512 --bands 4,3,2
+
 (the --things and --panoptic forms write COCO panoptic: score it with segflow eval --task
 panoptic). Mask R-CNN checkpoints and U-Nets trained with a distance head
 (loss.distance_weight > 0) write objects: NAME_instances.png (16-bit ids) and detections.json
-(COCO results; segflow eval --task instance reads it).
+(COCO results; segflow eval --task instance reads it). A GeoTIFF gives a GeoTIFF mask with its
+CRS and transform, predicted window by window.
 """
 
 
@@ -108,6 +111,7 @@ def predict_command(
                                             "object more than this covered by better ones."),
     min_stuff_area: int = typer.Option(64, "--min-stuff-area", help="Panoptic: smallest stuff "
                                        "segment in pixels."),
+    bands: str = typer.Option(None, "--bands", help="GeoTIFF bands to use, 1-based, e.g. 4,3,2."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Predict masks (indexed PNG), objects and overlays for images and folders; with --things
@@ -140,8 +144,10 @@ def predict_command(
             overlap=overlap, tta=tta, score_threshold=score_threshold,
             overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
     else:
+        from segflow.geo.options import parse_bands
+
         written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                                   progress=progress)
+                                   progress=progress, raster={"bands": parse_bands(bands)})
     if json_out:
         emit_json({"outputs": written, "errors": failures})
     else:
