@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from types import ModuleType
 
-
 GEO_EXTRA = "pip install 'segflow[geo]'"
 
 #: TIFF tags that make a TIFF a GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation,
