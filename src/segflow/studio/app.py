@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from segflow.errors import SegflowError
+from segflow.studio import handlers
 from segflow.studio.db import make_engine, migrate, session_factory
 from segflow.studio.services.storage import ImageStore
 
@@ -20,8 +18,13 @@ def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir) / 'studio.db').resolve()}"
 
 
-def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") -> FastAPI:
-    """Build the app: migrate the database to the newest schema, open the image store."""
+def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", *,
+               secure_cookies: bool = False) -> FastAPI:
+    """Build the app: migrate the database to the newest schema, open the image store.
+
+    ``secure_cookies`` marks every cookie Secure (the studio runs behind TLS). Requests that
+    arrive over HTTPS get Secure cookies anyway, including those a trusted proxy forwards
+    with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(db_url or default_db_url(data_dir))
@@ -30,41 +33,39 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") 
                   description="Annotation and review of segmentation datasets. Every action of "
                               "the web UI is a call of this API. Browser sessions use cookies "
                               "plus an X-CSRF-Token header; API clients use bearer tokens from "
-                              "POST /api/auth/token.")
+                              "POST /api/auth/token.",
+                  docs_url=None, redoc_url=None)  # /docs is served below, without a CDN
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.data_dir = data_dir
     app.state.store = ImageStore(data_dir)
-
-    @app.exception_handler(SegflowError)
-    async def _user_error(_: Request, exc: SegflowError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"] if x != "body")
-        return JSONResponse({"detail": f"{where}: {e['msg']}", "errors": exc.errors()},
-                            status_code=422)
+    app.state.secure_cookies = secure_cookies
+    handlers.install(app)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next):
         resp = await call_next(request)
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("X-Frame-Options", "DENY")
-        # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN: no CSP there
-        if resp.headers.get("content-type", "").startswith("text/html") and \
-                not request.url.path.startswith(("/docs", "/redoc")):
+        if resp.headers.get("content-type", "").startswith("text/html"):
+            # Swagger UI's page starts itself with an inline script; its files are ours
+            script = "'self' 'unsafe-inline'" if request.url.path == "/docs" else "'self'"
             resp.headers.setdefault("Content-Security-Policy",
                                     "default-src 'self'; img-src 'self' blob: data:; "
-                                    "style-src 'self' 'unsafe-inline'; script-src 'self'")
+                                    f"style-src 'self' 'unsafe-inline'; script-src {script}")
+        if app.state.secure_cookies or request.url.scheme == "https":
+            raw = resp.headers.raw  # the response's own header list
+            for k, (name, value) in enumerate(raw):
+                if name == b"set-cookie" and b"; secure" not in value.lower():
+                    raw[k] = (name, value + b"; Secure")
         return resp
 
-    from segflow.studio.routes import auth, pages, projects, tasks
+    from segflow.studio.routes import auth, docs, pages, projects, tasks
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
     app.include_router(pages.router)
+    docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app

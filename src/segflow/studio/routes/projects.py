@@ -11,7 +11,17 @@ from sqlalchemy.orm import Session
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
 from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp
-from segflow.studio.schemas import Assign, Brief, ExportIn, GuidelineIn, ImportFolder, Members, Prelabel
+from segflow.studio.schemas import (
+    Assign,
+    Brief,
+    ExportIn,
+    GuidelineIn,
+    ImportFolder,
+    Members,
+    PathId,
+    Prelabel,
+    TaskState,
+)
 from segflow.studio.services import dashboard, workflow
 from segflow.studio.services.export import export_project, zip_version
 from segflow.studio.tables import (
@@ -88,12 +98,12 @@ def create_project(body: Brief, user: User = Depends(current_user),
 
 
 @router.get("/{pid}", summary="A project's brief and state")
-def get_project(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def get_project(pid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     return project_json(db, project_for(db, user, pid))
 
 
 @router.put("/{pid}/brief", summary="Change the brief (admin, manager)")
-def update_brief(pid: int, body: Brief, user: User = Depends(current_user),
+def update_brief(pid: PathId, body: Brief, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     old = {c["id"] for c in p.schema}
@@ -108,7 +118,7 @@ def update_brief(pid: int, body: Brief, user: User = Depends(current_user),
 
 
 @router.post("/{pid}/members", summary="Add members (admin, manager)")
-def add_members(pid: int, body: Members, user: User = Depends(current_user),
+def add_members(pid: PathId, body: Members, user: User = Depends(current_user),
                 db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid, manage=True)
     for uid in body.user_ids:
@@ -133,7 +143,7 @@ def guideline_json(db: Session, g: Guideline, user: User) -> dict:
 
 
 @router.get("/{pid}/guidelines", summary="All guideline versions, newest first")
-def list_guidelines(pid: int, user: User = Depends(current_user),
+def list_guidelines(pid: PathId, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> list[dict]:
     project_for(db, user, pid)
     return [guideline_json(db, g, user) for g in db.scalars(
@@ -142,26 +152,25 @@ def list_guidelines(pid: int, user: User = Depends(current_user),
 
 @router.post("/{pid}/guidelines", status_code=201,
              summary="Publish a new guideline version (admin, manager)")
-def add_guideline(pid: int, body: GuidelineIn, user: User = Depends(current_user),
+def add_guideline(pid: PathId, body: GuidelineIn, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid, manage=True)
     for k, ex in enumerate(body.examples):
-        img = db.get(Image, ex.get("image_id", -1)) if isinstance(ex.get("image_id"), int) else None
-        if img is None or img.project_id != pid or ex.get("kind") not in ("good", "bad"):
+        img = db.get(Image, ex.image_id)
+        if img is None or img.project_id != pid:
             raise HTTPException(422, f"examples[{k}]: needs image_id of an image of this project "
                                      "and kind good or bad")
     last = latest_guideline(db, pid)
     g = Guideline(project_id=pid, version=(last.version + 1) if last else 1,
                   markdown=body.markdown, created_by=user.id,
-                  examples=[{"image_id": e["image_id"], "kind": e["kind"],
-                             "caption": str(e.get("caption", ""))[:500]} for e in body.examples])
+                  examples=[e.model_dump() for e in body.examples])
     db.add(g)
     db.commit()
     return guideline_json(db, g, user)
 
 
 @router.post("/{pid}/guidelines/{version}/ack", summary="Acknowledge a guideline version")
-def ack_guideline(pid: int, version: int, user: User = Depends(current_user),
+def ack_guideline(pid: PathId, version: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     g = db.scalar(select(Guideline).where(Guideline.project_id == pid,
@@ -174,7 +183,7 @@ def ack_guideline(pid: int, version: int, user: User = Depends(current_user),
     return {"acknowledged": version}
 
 
-def require_ack(db: Session, user: User, pid: int) -> None:
+def require_ack(db: Session, user: User, pid: PathId) -> None:
     g = latest_guideline(db, pid)
     if user.role == "annotator" and g and db.get(Acknowledgement, (user.id, pid, g.version)) is None:
         raise HTTPException(403, f"read and acknowledge guidelines version {g.version} first")
@@ -184,7 +193,7 @@ def require_ack(db: Session, user: User, pid: int) -> None:
 
 
 @router.post("/{pid}/images", status_code=201, summary="Upload images (admin, manager)")
-def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...),
+def upload_images(pid: PathId, request: Request, files: list[UploadFile] = File(...),
                   user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     # a plain def: FastAPI runs it in the thread pool, so decoding images never blocks the loop
     p = project_for(db, user, pid, manage=True)
@@ -206,7 +215,7 @@ def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...
 
 
 @router.post("/{pid}/import", summary="Import a server folder or dataset (admin, manager)")
-def import_folder(pid: int, body: ImportFolder, request: Request,
+def import_folder(pid: PathId, body: ImportFolder, request: Request,
                   user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     require_role(user, "admin")  # reading server paths is for admins only
     p = project_for(db, user, pid, manage=True)
@@ -218,7 +227,7 @@ def import_folder(pid: int, body: ImportFolder, request: Request,
 
 
 @router.put("/{pid}/prelabel", summary="Choose pre-labelling (admin, manager)")
-def set_prelabel(pid: int, body: Prelabel, request: Request, user: User = Depends(current_user),
+def set_prelabel(pid: PathId, body: Prelabel, request: Request, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     if body.mode == "checkpoint":
@@ -242,7 +251,7 @@ def set_prelabel(pid: int, body: Prelabel, request: Request, user: User = Depend
 
 
 @router.post("/{pid}/assign", summary="Assign tasks, balanced or by hand (admin, manager)")
-def assign(pid: int, body: Assign, user: User = Depends(current_user),
+def assign(pid: PathId, body: Assign, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     try:
@@ -255,7 +264,7 @@ def assign(pid: int, body: Assign, user: User = Depends(current_user),
 
 @router.get("/{pid}/tasks", summary="Tasks: all (managers), mine (annotators), to review "
                                     "(reviewers)")
-def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_user),
+def list_tasks(pid: PathId, state: TaskState | None = None, user: User = Depends(current_user),
                db: Session = Depends(get_db)) -> list[dict]:
     from segflow.studio.routes.tasks import task_json
 
@@ -271,7 +280,7 @@ def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_
 
 
 @router.get("/{pid}/review-queue", summary="Submitted tasks a reviewer may review")
-def review_queue(pid: int, user: User = Depends(current_user),
+def review_queue(pid: PathId, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> list[dict]:
     from segflow.studio.routes.tasks import task_json
 
@@ -286,7 +295,7 @@ def review_queue(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/dashboard", summary="Progress: states, throughput, rejection rate, time")
-def get_dashboard(pid: int, user: User = Depends(current_user),
+def get_dashboard(pid: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     require_role(user, "admin", "manager", "reviewer")
@@ -294,7 +303,7 @@ def get_dashboard(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/dashboard.png", summary="Progress charts", response_class=Response)
-def dashboard_png(pid: int, user: User = Depends(current_user),
+def dashboard_png(pid: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> Response:
     project_for(db, user, pid)
     require_role(user, "admin", "manager", "reviewer")
@@ -303,7 +312,7 @@ def dashboard_png(pid: int, user: User = Depends(current_user),
 
 @router.post("/{pid}/export", status_code=201,
              summary="Export accepted annotations as a dataset version (admin, manager)")
-def export(pid: int, body: ExportIn, request: Request, user: User = Depends(current_user),
+def export(pid: PathId, body: ExportIn, request: Request, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     try:
@@ -321,7 +330,7 @@ def version_json(dv: DatasetVersion) -> dict:
 
 
 @router.get("/{pid}/exports", summary="Dataset versions exported so far")
-def list_exports(pid: int, user: User = Depends(current_user),
+def list_exports(pid: PathId, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> list[dict]:
     project_for(db, user, pid, manage=True)
     return [version_json(d) for d in db.scalars(select(DatasetVersion).where(
@@ -329,7 +338,7 @@ def list_exports(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/exports/{vid}.zip", summary="Download a dataset version")
-def download_export(pid: int, vid: int, user: User = Depends(current_user),
+def download_export(pid: PathId, vid: PathId, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> FileResponse:
     project_for(db, user, pid, manage=True)
     dv = db.get(DatasetVersion, vid)

@@ -31,19 +31,41 @@ def encode_runs(ids: np.ndarray) -> list[int]:
     return np.stack([flat[starts], lengths], 1).ravel().astype(np.int64).tolist()
 
 
+MAX_ID = 2**31 - 1
+
+
 def decode_runs(runs, height: int, width: int) -> np.ndarray:
-    try:
-        arr = np.asarray(runs, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise MaskError("runs: expected a flat list of integers [id, length, ...]") from None
+    """Runs ``[id, length, ...]`` to an ``(height, width)`` int32 label map.
+
+    Every check is made before anything is allocated, and the total is summed in Python
+    integers (or bounded first): an int64 sum can wrap around (four lengths of 2^62 plus the image size sum to
+    the image size in 64 bits) and ``np.repeat`` would then write far past its buffer.
+    """
+    if isinstance(runs, np.ndarray) and runs.dtype.kind in "iu" and runs.ndim == 1:
+        arr = runs.astype(np.int64, copy=False)  # stored runs: int32, cannot overflow below
+    else:
+        try:
+            arr = np.asarray(runs, dtype=np.int64)
+        except (TypeError, ValueError, OverflowError):
+            raise MaskError("runs: expected a flat list of integers [id, length, ...] with ids "
+                            f"between 0 and {MAX_ID} and lengths between 1 and the image size"
+                            ) from None
     if arr.ndim != 1 or arr.size % 2:
         raise MaskError("runs: expected an even-length flat list [id, length, id, length, ...]")
     values, lengths = arr[0::2], arr[1::2]
-    if (lengths <= 0).any() or (values < 0).any() or (values > 2**31 - 1).any():
-        raise MaskError("runs: lengths must be > 0 and ids between 0 and 2^31-1")
-    if int(lengths.sum()) != height * width:
-        raise MaskError(f"runs: cover {int(lengths.sum())} pixels, the image has "
-                        f"{height}x{width} = {height * width}")
+    total = height * width
+    if values.size and (int(values.min()) < 0 or int(values.max()) > MAX_ID):
+        raise MaskError(f"runs: ids must be between 0 and {MAX_ID}")
+    if lengths.size and (int(lengths.min()) <= 0 or int(lengths.max()) > total):
+        raise MaskError(f"runs: lengths must be between 1 and the image size ({total})")
+    if lengths.size > total:
+        raise MaskError(f"runs: {lengths.size} runs for {total} pixels")
+    # each length <= total and at most total of them: the int64 sum is <= total^2 (< 2^63 for
+    # any image under 3 gigapixels), so it cannot wrap around
+    covered = int(lengths.sum()) if total < 3_000_000_000 else sum(lengths.tolist())
+    if covered != total:
+        raise MaskError(f"runs: cover {covered} pixels, the image has "
+                        f"{height}x{width} = {total}")
     return np.repeat(values.astype(np.int32), lengths).reshape(height, width)
 
 
