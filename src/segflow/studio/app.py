@@ -9,6 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from segflow.studio import handlers
 from segflow.studio.db import make_engine, migrate, session_factory
+from segflow.studio.services.jobs import Jobs
 from segflow.studio.services.storage import ImageStore
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +41,7 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     app.state.data_dir = data_dir
     app.state.store = ImageStore(data_dir)
     app.state.secure_cookies = secure_cookies
+    app.state.jobs = Jobs(data_dir)
     handlers.install(app)
 
     @app.middleware("http")
@@ -60,11 +62,12 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
                     raw[k] = (name, value + b"; Secure")
         return resp
 
-    from segflow.studio.routes import auth, docs, pages, projects, tasks
+    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
+    app.include_router(jobs.router)
     app.include_router(pages.router)
     docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
