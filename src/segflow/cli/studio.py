@@ -21,14 +21,16 @@ EPILOG = """
 
     segflow studio --data /srv/studio --db postgresql://studio@127.0.0.1/studio --port 8080
 
+    segflow studio --db postgresql://studio@127.0.0.1/studio --workers 4 --secure-cookies
+
 The API is documented at /docs (OpenAPI). Images are stored under DATA/images by content hash.
 """
 
 
-def _app(db: str | None, data: Path):
+def _app(db: str | None, data: Path, secure_cookies: bool = False):
     from segflow.studio.app import create_app
 
-    return create_app(db, data)
+    return create_app(db, data, secure_cookies=secure_cookies)
 
 
 @app.callback(invoke_without_command=True, epilog=EPILOG)
@@ -40,13 +42,28 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port."),
     demo: bool = typer.Option(False, "--demo", help="Create the demo project and users first."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes (PostgreSQL only; SQLite serves one)."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies",
+                                        help="Mark cookies Secure: the studio is behind TLS. "
+                                             "Automatic for requests a trusted proxy forwards "
+                                             "with X-Forwarded-Proto: https."),
+    forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
+                                            help="Proxies trusted for X-Forwarded-Proto/-For "
+                                                 "(comma-separated IPs)."),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    application = _app(db, data)
+    from segflow.errors import SegflowError
+    from segflow.studio.db import normalize_url
+
+    if workers > 1 and (db is None or normalize_url(db).startswith("sqlite")):
+        raise SegflowError("--workers: SQLite serves one process (one writer at a time); use "
+                           "--db postgresql://... for several workers")
+    application = _app(db, data, secure_cookies)  # migrates once, before any worker starts
     if demo:
         from segflow.studio.services.demo import seed_demo
 
@@ -55,8 +72,21 @@ def serve(
         if info.get("created"):
             console.print(f"demo project created; log in as {', '.join(info['users'])} with "
                           f"password {info['password']}")
-    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs"
+                  f"{f'; {workers} worker processes' if workers > 1 else ''})")
+    opts = dict(host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips)
+    if workers == 1:
+        uvicorn.run(application, **opts)
+        return
+    application.state.engine.dispose()
+    # each worker process builds its own app from these (the only way to hand uvicorn's
+    # workers arguments); they are set here, never read as user configuration
+    import os
+
+    os.environ.update(SEGFLOW_STUDIO_DB=db, SEGFLOW_STUDIO_DATA=str(data),
+                      SEGFLOW_STUDIO_SECURE_COOKIES="1" if secure_cookies else "")
+    uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 
 @app.command("create-admin")

@@ -72,3 +72,11 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
+
+
+def app_from_cli() -> FastAPI:
+    """The app of one worker process of ``segflow studio --workers N`` (uvicorn's factory)."""
+    import os
+
+    return create_app(os.environ["SEGFLOW_STUDIO_DB"], os.environ["SEGFLOW_STUDIO_DATA"],
+                      secure_cookies=bool(os.environ.get("SEGFLOW_STUDIO_SECURE_COOKIES")))
