@@ -35,6 +35,13 @@ class Jobs:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="segflow-job")
         self._futures: dict[str, Future] = {}
         self._lock = threading.Lock()
+        week = time.time() - 7 * 86400
+        for f in self.root.glob("*.json"):  # finished jobs are kept a week
+            try:
+                if f.stat().st_mtime < week:
+                    f.unlink()
+            except OSError:
+                pass
 
     # ---- the interface ---------------------------------------------------------------------
 
