@@ -6,7 +6,7 @@
   and message: the offending input may be bytes (a text/plain or form body) or NaN, which JSON
   cannot carry, and the handler itself must never fail.
 * The data folder cannot be written (read-only, no permission, disk full): 503 or 507 naming
-  the folder and what to do.
+  the folder and what to do; the database unreachable or busy: 503 with Retry-After.
 * Anything else: 500 with a short reason (the traceback goes to the server log only).
 """
 
@@ -80,6 +80,15 @@ def install(app: FastAPI) -> None:
             return await _unexpected(request, exc)
         log.error("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": known[1]}, status_code=known[0])
+
+    from sqlalchemy.exc import OperationalError
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(request: Request, exc: OperationalError):
+        log.error("%s %s: %s", request.method, request.url.path, str(exc).splitlines()[0])
+        return JSONResponse({"detail": "the database is not reachable or busy; retry in a moment "
+                                       "(the server log has the details)"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
