@@ -253,12 +253,29 @@ def team_prepare(url: str, data: Path, n: int) -> tuple[str, list[str]]:
     return tokens[-1], tokens[:-1]
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (Linux /proc): the
+    server's own cost, whatever else loads the machine."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (t / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def percentiles(xs: list[float]) -> str:
     return f"{pct(xs, 50):.0f} / {pct(xs, 95):.0f}"
 
 
 async def team_run(base: str, boss: str, tokens: list[str], levels: list[int], seconds: float,
-                   think: tuple[float, float]) -> list[dict]:
+                   think: tuple[float, float], server_pid: int) -> list[dict]:
     import httpx
 
     n = len(tokens)
@@ -324,14 +341,18 @@ async def team_run(base: str, boss: str, tokens: list[str], levels: list[int], s
             rec = {"fetch": [], "save": [], "errors": []}
             fetch, save, errors = rec["fetch"], rec["save"], rec["errors"]
             t_end = time.perf_counter() + seconds
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), tree_cpu(server_pid)
             await asyncio.gather(*(annotator(k, level, t_end, rec) for k in range(level)))
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, tree_cpu(server_pid) - cpu0
             results.append({"level": level, "fetch": fetch, "save": save, "errors": errors,
-                            "wall": wall, "load": os.getloadavg()[0]})
+                            "wall": wall, "load": os.getloadavg()[0],
+                            "cpu_per_cycle": cpu / max(1, len(save))})
             print(f"  {level:4d} annotators: {len(save)} saves ({len(save) / wall:.1f}/s), fetch "
                   f"p50/p95 {percentiles(fetch)} ms, save p50/p95 {percentiles(save)} ms, errors "
-                  f"{len(errors)}, machine load {os.getloadavg()[0]:.1f}", flush=True)
+                  f"{len(errors)}, machine load {os.getloadavg()[0]:.1f}, server CPU "
+                  f"{results[-1]['cpu_per_cycle'] * 1000:.0f} ms per fetch + save", flush=True)
+            if errors:
+                print("    first errors:", errors[:3], flush=True)
         bad = 0
         for tid, version, digest, h in saved:  # every acknowledged save, read back
             a = (await c.get(f"/api/tasks/{tid}/annotation?version={version}", headers=h)).json()
@@ -364,7 +385,7 @@ def team_bench(args) -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             res = asyncio.run(team_run(f"http://127.0.0.1:{port}", boss, tokens, levels,
-                                       args.seconds, (args.think_min, args.think_max)))
+                                       args.seconds, (args.think_min, args.think_max), srv.pid))
         finally:
             srv.terminate()
             srv.wait(timeout=30)
@@ -375,12 +396,13 @@ def team_bench(args) -> None:
     print(f"PostgreSQL, {args.workers} workers: {end['saved']} acknowledged saves read back, "
           f"{end['bad']} lost or corrupted; p95 >= 300 ms first at "
           f"{sat if sat else 'none of the levels'} annotators")
-    print("| annotators | saves (/s) | fetch p50 / p95 ms | save p50 / p95 ms | errors | load |")
-    print("|---|---|---|---|---|---|")
+    print("| annotators | saves (/s) | fetch p50 / p95 ms | save p50 / p95 ms | errors | load | "
+          "server CPU per fetch + save |")
+    print("|---|---|---|---|---|---|---|")
     for r in res:
         print(f"| {r['level']} | {len(r['save'])} ({len(r['save']) / r['wall']:.1f}) | "
               f"{percentiles(r['fetch'])} | {percentiles(r['save'])} | {len(r['errors'])} | "
-              f"{r['load']:.1f} |")
+              f"{r['load']:.1f} | {r['cpu_per_cycle'] * 1000:.0f} ms |")
 
 
 def browser_bench() -> None:

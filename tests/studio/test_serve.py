@@ -166,6 +166,7 @@ def test_kill_9_during_saves_loses_no_acknowledged_save(tmp_path, db_url):
         for t in threads:
             t.join(timeout=60)
         assert len(acked) >= 10, "too few saves before the kill to mean anything"
+        n_acked = len(acked)
         srv = _serve(db_url, data, port)
         for tid, version, digest, h in acked:
             a = c.get(f"/api/tasks/{tid}/annotation?version={version}", headers=h)
@@ -176,6 +177,8 @@ def test_kill_9_during_saves_loses_no_acknowledged_save(tmp_path, db_url):
             last = max(v for t, v, *_ in acked if t == tid)
             h = next(h for t, _, _, h in acked if t == tid)
             assert c.get(f"/api/tasks/{tid}", headers=h).json()["version"] in (last, last + 1)
+        print(f"kill -9 ({'PostgreSQL' if db_url else 'SQLite'}): {n_acked} acknowledged saves "
+              f"before the kill, {len(acked)} read back identical after the restart")
     finally:
         srv.kill()
         srv.wait(timeout=30)
