@@ -74,8 +74,10 @@ def serve(
                           f"password {info['password']}")
     console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs"
                   f"{f'; {workers} worker processes' if workers > 1 else ''})")
+    # keep-alive longer than people think between saves (and than a proxy's idle timeout):
+    # with uvicorn's 5 s, a save sent as the server closes the idle connection is reset
     opts = dict(host=host, port=port, log_level="warning", proxy_headers=True,
-                forwarded_allow_ips=forwarded_allow_ips)
+                forwarded_allow_ips=forwarded_allow_ips, timeout_keep_alive=75)
     if workers == 1:
         uvicorn.run(application, **opts)
         return

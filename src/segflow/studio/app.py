@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from segflow.studio import handlers
@@ -13,6 +13,43 @@ from segflow.studio.services.jobs import Jobs
 from segflow.studio.services.storage import ImageStore
 
 HERE = Path(__file__).resolve().parent
+
+
+CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'")
+CSP_DOCS = CSP + " 'unsafe-inline'"  # Swagger UI's page starts itself with an inline script
+
+
+class SecurityHeaders:
+    """nosniff, no framing, a CSP on HTML pages, and Secure cookies when configured or when the
+    request came over HTTPS. A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs an
+    extra task and a body copy on every request."""
+
+    def __init__(self, app, *, secure_cookies: bool = False):
+        self.app, self.secure_cookies = app, secure_cookies
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        secure = self.secure_cookies or scope.get("scheme") == "https"
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html"):
+                    csp = CSP_DOCS if scope["path"] == "/docs" else CSP
+                    extra.append((b"content-security-policy", csp.encode()))
+                headers += [(k, v) for k, v in extra if k not in names]
+                if secure:
+                    headers = [(k, v + b"; Secure") if k.lower() == b"set-cookie"
+                               and b"; secure" not in v.lower() else (k, v) for k, v in headers]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def default_db_url(data_dir: Path) -> str:
@@ -44,23 +81,7 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     app.state.jobs = Jobs(data_dir)
     handlers.install(app)
 
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        resp = await call_next(request)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        if resp.headers.get("content-type", "").startswith("text/html"):
-            # Swagger UI's page starts itself with an inline script; its files are ours
-            script = "'self' 'unsafe-inline'" if request.url.path == "/docs" else "'self'"
-            resp.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' blob: data:; "
-                                    f"style-src 'self' 'unsafe-inline'; script-src {script}")
-        if app.state.secure_cookies or request.url.scheme == "https":
-            raw = resp.headers.raw  # the response's own header list
-            for k, (name, value) in enumerate(raw):
-                if name == b"set-cookie" and b"; secure" not in value.lower():
-                    raw[k] = (name, value + b"; Secure")
-        return resp
+    app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
     from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks
 
