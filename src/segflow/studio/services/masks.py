@@ -52,7 +52,12 @@ def check_runs(runs, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         arr = runs.astype(np.int64, copy=False)  # stored runs: int32, cannot overflow below
     else:
         try:
-            arr = np.asarray(runs, dtype=np.int64)
+            arr = np.asarray(runs)
+            if arr.dtype.kind == "O":  # integers beyond int64 (OverflowError), mixed types
+                arr = np.asarray(runs, dtype=np.int64)
+            elif arr.dtype.kind not in "iu" and arr.size:
+                raise TypeError(arr.dtype)  # floats, strings, booleans
+            arr = arr.astype(np.int64, copy=False)
         except (TypeError, ValueError, OverflowError):
             raise MaskError("runs: expected a flat list of integers [id, length, ...] with ids "
                             f"between 0 and {MAX_ID} and lengths between 1 and the image size"
