@@ -444,7 +444,7 @@ def test_prelabels_from_a_suggested_pipeline(studio):
     st = studio
     ctx = setup_project(st, 2)
     pid = ctx["pid"]
-    r = st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel",
+    r = st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
               json={"mode": "pipeline", "pipeline": "auto"})
     assert r["prelabel"]["pipeline"] and r["prelabel"]["reason"] and r["prelabelled"] == 2
     a = st.ok("annotator", "GET", f"/api/tasks/{ctx['tasks'][0]}/annotation")
@@ -455,7 +455,7 @@ def test_prelabels_from_a_suggested_pipeline(studio):
     img = blob_image(0)
     truth = img[..., 0] > 100  # the discs
     assert (got & truth).sum() / (got | truth).sum() > 0.9
-    bad = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel",
+    bad = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
                   json={"mode": "pipeline", "pipeline": "no-such-pipeline"})
     assert bad.status_code == 400 and "no-such-pipeline" in bad.json()["detail"]
 
@@ -503,8 +503,9 @@ def test_dataset_import_review_export_round_trip(studio, tmp_path):
     pid = p["id"]
     st.ok("admin", "POST", f"/api/projects/{pid}/members",
           json={"user_ids": [st.ids["annotator"], st.ids["reviewer"]]})
-    r = st.ok("admin", "POST", f"/api/projects/{pid}/import", json={"path": str(src)})
-    assert r == {"format": "coco_panoptic", "added": 2, "skipped_duplicates": 0}
+    r = st.ok("admin", "POST", f"/api/projects/{pid}/import?wait=60", json={"path": str(src)})
+    assert r == {"format": "coco_panoptic", "added": 2, "skipped_duplicates": 0, "failed": [],
+                 "task_ids": r["task_ids"]} and len(r["task_ids"]) == 2
     st.ok("admin", "POST", f"/api/projects/{pid}/assign", json={"mode": "balanced"})
     for t in st.ok("annotator", "GET", f"/api/projects/{pid}/tasks"):
         a = st.ok("annotator", "GET", f"/api/tasks/{t['id']}/annotation")
@@ -513,8 +514,8 @@ def test_dataset_import_review_export_round_trip(studio, tmp_path):
             "runs": a["runs"], "segments": a["segments"]})
         st.ok("annotator", "POST", f"/api/tasks/{t['id']}/submit")
         st.ok("reviewer", "POST", f"/api/tasks/{t['id']}/review", json={"decision": "accept"})
-    v1 = st.ok("admin", "POST", f"/api/projects/{pid}/export", json={"format": "coco_panoptic"})
-    v2 = st.ok("admin", "POST", f"/api/projects/{pid}/export", json={"format": "coco_panoptic"})
+    v1 = st.ok("admin", "POST", f"/api/projects/{pid}/export?wait=60", json={"format": "coco_panoptic"})
+    v2 = st.ok("admin", "POST", f"/api/projects/{pid}/export?wait=60", json={"format": "coco_panoptic"})
     assert v1["content_hash"] == v2["content_hash"] and len(v1["content_hash"]) == 64
     from segflow.studio.tables import DatasetVersion
 
@@ -565,7 +566,7 @@ def test_prelabels_from_a_trained_checkpoint(studio, tmp_path):
     body = {"mode": "checkpoint", "checkpoint": str(ck)}
     r = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel", json=body)
     assert r.status_code == 403  # a server path: admins only
-    r = st.ok("admin", "PUT", f"/api/projects/{pid}/prelabel", json=body)
+    r = st.ok("admin", "PUT", f"/api/projects/{pid}/prelabel?wait=60", json=body)
     assert r["prelabelled"] == 2
     pred = Predictor(ck, device="cpu")
     from segflow.studio.services.masks import decode_runs
@@ -581,7 +582,7 @@ def test_prelabels_from_a_trained_checkpoint(studio, tmp_path):
         assert (cat[stuff] == sem[stuff]).all()  # stuff: the model's prediction exactly
         thing = np.isin(sem, SCHEMA.thing_ids)
         assert ((cat[thing] == sem[thing]) | (cat[thing] == 0)).all()  # things: split, tiny ones void
-    bad = st.call("admin", "PUT", f"/api/projects/{pid}/prelabel",
+    bad = st.call("admin", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
                   json={"mode": "checkpoint", "checkpoint": str(tmp_path / "nope.pt")})
     assert bad.status_code == 400 and "nope.pt" in bad.json()["detail"]
 

@@ -23,6 +23,7 @@ EPILOG = """
     segflow studio --data /srv/studio --db postgresql://studio@127.0.0.1/studio --port 8080
 
     segflow studio --token-ttl-days 7 --rate-limit-storage redis://127.0.0.1:6379
+    segflow studio --db postgresql://studio@127.0.0.1/studio --workers 4 --secure-cookies
 
 The API is documented at /docs (OpenAPI). Images are stored under DATA/images by content hash.
 """
@@ -49,13 +50,32 @@ def serve(
     rate_limit_storage: str = typer.Option("memory://", "--rate-limit-storage", help="Where failed "
                                            "logins are counted: memory:// (one process) or "
                                            "redis://host:6379 (shared by several workers)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes (PostgreSQL only; SQLite serves one)."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies",
+                                        help="Mark cookies Secure: the studio is behind TLS. "
+                                             "Automatic for requests a trusted proxy forwards "
+                                             "with X-Forwarded-Proto: https."),
+    forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
+                                            help="Proxies trusted for X-Forwarded-Proto/-For "
+                                                 "(comma-separated IPs)."),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    application = _app(db, data, token_ttl_days=token_ttl_days,
-                       rate_limit_storage=rate_limit_storage)
     import uvicorn
+
+    from segflow.errors import SegflowError
+    from segflow.studio.db import normalize_url
+
+    if workers > 1 and (db is None or normalize_url(db).startswith("sqlite")):
+        raise SegflowError("--workers: SQLite serves one process (one writer at a time); use "
+                           "--db postgresql://... for several workers")
+    if workers > 1 and rate_limit_storage.startswith("memory"):
+        console.print("note: with --rate-limit-storage memory:// each worker counts failed logins "
+                      "on its own; give redis://... to share the count")
+    application = _app(db, data, secure_cookies=secure_cookies, token_ttl_days=token_ttl_days,
+                       rate_limit_storage=rate_limit_storage)  # migrates once, before any worker
 
     if demo:
         from segflow.studio.services.demo import seed_demo
@@ -65,8 +85,25 @@ def serve(
         if info.get("created"):
             console.print(f"demo project created; log in as {', '.join(info['users'])} with "
                           f"password {info['password']}")
-    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs"
+                  f"{f'; {workers} worker processes' if workers > 1 else ''})")
+    # keep-alive longer than people think between saves (and than a proxy's idle timeout):
+    # with uvicorn's 5 s, a save sent as the server closes the idle connection is reset
+    opts = dict(host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, timeout_keep_alive=75)
+    if workers == 1:
+        uvicorn.run(application, **opts)
+        return
+    application.state.engine.dispose()
+    # each worker process builds its own app from these (the only way to hand uvicorn's
+    # workers arguments); they are set here, never read as user configuration
+    import os
+
+    os.environ.update(SEGFLOW_STUDIO_DB=db, SEGFLOW_STUDIO_DATA=str(data),
+                      SEGFLOW_STUDIO_SECURE_COOKIES="1" if secure_cookies else "",
+                      SEGFLOW_STUDIO_TOKEN_TTL_DAYS=str(token_ttl_days),
+                      SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage)
+    uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 
 @app.command("create-admin")

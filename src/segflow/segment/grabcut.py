@@ -47,6 +47,13 @@ def grabcut(
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + bw, w), min(y + bh, h)
     if x1 - x0 < 2 or y1 - y0 < 2:
         raise ParameterError(f"grabcut: box {list(box)} is empty or outside the {w}x{h} image")
+    if (x0, y0, x1, y1) == (0, 0, w, h):
+        # a box over the whole image (a drag past every edge) leaves GrabCut no background
+        # sample: take the image's outer frame, 2% of the shorter side, as the background
+        m = max(1, min(w, h) // 50)
+        if w <= 2 * m + 1 or h <= 2 * m + 1:
+            raise ParameterError(f"grabcut: the {w}x{h} image is too small for a box over all of it")
+        x0, y0, x1, y1 = m, m, w - m, h - m
     if iterations < 1:
         raise ParameterError(f"grabcut: iterations must be >= 1, got {iterations}")
     if context is not None or min_side > 0:

@@ -23,7 +23,7 @@ from segflow.studio.deps import (
     task_for,
 )
 from segflow.studio.routes.projects import require_ack
-from segflow.studio.schemas import AnnotationIn, Assist, Review
+from segflow.studio.schemas import AnnotationIn, Assist, PathId, Review, Version
 from segflow.studio.services import masks
 from segflow.studio.services.workflow import project_schema
 from segflow.studio.tables import Annotation, Comment, Event, Image, Project, Task, User, now
@@ -51,7 +51,7 @@ def task_json(db: Session, t: Task) -> dict:
 
 
 @router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators)")
-def next_task(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def next_task(pid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     require_role(user, "annotator")
     require_ack(db, user, pid)
@@ -64,12 +64,12 @@ def next_task(pid: int, user: User = Depends(current_user), db: Session = Depend
 
 
 @router.get("/tasks/{tid}", summary="A task")
-def get_task(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def get_task(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     return task_json(db, task_for(db, user, tid))
 
 
 @router.get("/images/{iid}", summary="An image (8-bit PNG/JPEG for the browser)")
-def get_image(iid: int, request: Request, user: User = Depends(current_user),
+def get_image(iid: PathId, request: Request, user: User = Depends(current_user),
               db: Session = Depends(get_db)):
     img = db.get(Image, iid)
     if img is None:
@@ -110,7 +110,7 @@ def _annotation(db: Session, t: Task, version: int | None) -> Annotation | None:
 
 
 @router.get("/tasks/{tid}/annotation", summary="The labels (latest or ?version=N) as runs")
-def get_annotation(tid: int, version: int | None = None, user: User = Depends(current_user),
+def get_annotation(tid: PathId, version: Version | None = None, user: User = Depends(current_user),
                    db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
@@ -125,7 +125,7 @@ def get_annotation(tid: int, version: int | None = None, user: User = Depends(cu
 
 @router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
                                                "409 if someone saved since base_version")
-def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_user),
+def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
@@ -171,7 +171,7 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
 
 
 @router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")
-def submit(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def submit(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
         raise HTTPException(403, "only the task's annotator submits it")
@@ -187,7 +187,7 @@ def submit(tid: int, user: User = Depends(current_user), db: Session = Depends(g
 
 @router.post("/tasks/{tid}/review", summary="Accept, or reject with comments (reviewers; never "
                                             "one's own work)")
-def review(tid: int, body: Review, user: User = Depends(current_user),
+def review(tid: PathId, body: Review, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     require_role(user, "reviewer", "manager", "admin")
@@ -212,7 +212,7 @@ def review(tid: int, body: Review, user: User = Depends(current_user),
 
 
 @router.get("/tasks/{tid}/comments", summary="Review comments, pinned to points")
-def comments(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+def comments(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
     names = usernames(db)
     return [{"id": c.id, "author": names.get(c.author_id), "version": c.version, "x": c.x,
@@ -222,7 +222,7 @@ def comments(tid: int, user: User = Depends(current_user), db: Session = Depends
 
 
 @router.get("/tasks/{tid}/history", summary="Every version with author, time and segment count")
-def history(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+def history(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
     names = usernames(db)
     return [{"version": a.version, "kind": a.kind, "author": names.get(a.author_id),
@@ -233,7 +233,7 @@ def history(tid: int, user: User = Depends(current_user), db: Session = Depends(
 
 @router.get("/tasks/{tid}/diff.png", summary="Visual diff of two versions: green added, red "
                                              "removed, yellow relabelled", response_class=Response)
-def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(current_user),
+def diff_png(tid: PathId, a: Version, b: Version, request: Request, user: User = Depends(current_user),
              db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
@@ -265,7 +265,7 @@ def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(cu
 
 @router.post("/tasks/{tid}/assist", summary="Run an assist tool on the server: a region to paint "
                                             "(threshold, k-means, GrabCut, superpixel)")
-def assist(tid: int, body: Assist, request: Request, user: User = Depends(current_user),
+def assist(tid: PathId, body: Assist, request: Request, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     from segflow.studio.services.assist import run_assist
 

@@ -226,13 +226,16 @@ if (projEl) {
     const fd = new FormData();
     for (const f of document.getElementById("files").files) fd.append("files", f);
     const r = await api("POST", `/api/projects/${pid}/images`, fd);
-    flash(`${r.added} images added${r.skipped_duplicates ? `, ${r.skipped_duplicates} duplicates skipped` : ""}`, "ok");
+    const bad = r.failed.length ? `; not added: ${r.failed.slice(0, 3).map((f) => f.error).join(", ")}` : "";
+    flash(`${r.added} images added${r.skipped_duplicates ? `, ${r.skipped_duplicates} duplicates skipped` : ""}${bad}` +
+          (r.prelabel_job ? "; pre-labelling them in the background" : ""), r.failed.length ? "error" : "ok");
     loadProject(); loadTasks(); loadStats();
   });
   on("import", "submit", async (ev) => {
     ev.preventDefault();
-    const r = await api("POST", `/api/projects/${pid}/import`, { path: document.getElementById("import-path").value });
-    flash(`${r.added} images imported (${r.format})`, "ok");
+    const r = await apiJob("POST", `/api/projects/${pid}/import`, { path: document.getElementById("import-path").value });
+    const bad = r.failed.length ? `; ${r.failed.length} could not be read: ${r.failed.slice(0, 3).map((f) => f.error).join(", ")}` : "";
+    flash(`${r.added} images imported (${r.format})${bad}`, r.failed.length ? "error" : "ok");
     loadProject(); loadTasks(); loadStats();
   });
   on("prelabel", "submit", async (ev) => {
@@ -241,7 +244,7 @@ if (projEl) {
     const body = { mode };
     if (mode === "pipeline") body.pipeline = arg || "auto";
     if (mode === "checkpoint") body.checkpoint = arg;
-    const r = await api("PUT", `/api/projects/${pid}/prelabel`, body);
+    const r = await apiJob("PUT", `/api/projects/${pid}/prelabel`, body);
     flash(`pre-labels: ${r.prelabelled} tasks labelled`, "ok");
     loadProject(); loadTasks();
   });
@@ -260,7 +263,7 @@ if (projEl) {
     location.href = `/tasks/${t.id}/edit`;
   });
   on("export", "click", async () => {
-    const d = await api("POST", `/api/projects/${pid}/export`, { format: document.getElementById("x-format").value });
+    const d = await apiJob("POST", `/api/projects/${pid}/export`, { format: document.getElementById("x-format").value });
     flash(`exported ${d.n_images} images as ${d.format} (${d.content_hash.slice(0, 12)})`, "ok");
     loadExports();
   });
