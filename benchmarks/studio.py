@@ -33,6 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SIDE = 1000
+ANN_PW = "quiet-harbour-lantern-42"  # passes the studio's password policy (zxcvbn score 4)
 
 
 def free_port() -> int:
@@ -119,7 +120,7 @@ async def run(base: str, n_ann: int, seconds: float, think: tuple[float, float])
         users = []
         for k in range(n_ann):
             r = await c.post("/api/users", headers=H, json={
-                "username": f"ann{k}", "password": "annotator-pw", "role": "annotator"})
+                "username": f"ann{k}", "password": ANN_PW, "role": "annotator"})
             users.append(r.json()["id"])
         await c.post(f"/api/projects/{pid}/members", headers=H, json={"user_ids": users})
         rng = np.random.default_rng(0)
@@ -130,7 +131,7 @@ async def run(base: str, n_ann: int, seconds: float, think: tuple[float, float])
         await c.post(f"/api/projects/{pid}/assign", headers=H, json={"mode": "balanced"})
         tokens = []
         for k in range(n_ann):
-            r = await c.post("/api/auth/token", json={"username": f"ann{k}", "password": "annotator-pw"})
+            r = await c.post("/api/auth/token", json={"username": f"ann{k}", "password": ANN_PW})
             tokens.append(r.json()["token"])
         from segflow.studio.services.masks import encode_runs
 
@@ -236,7 +237,7 @@ def team_prepare(url: str, data: Path, n: int) -> tuple[str, list[str]]:
     from segflow.studio.tables import AuthToken, User
 
     app = create_app(url, data)
-    pw = security.hash_password("annotator-pw")  # one hash for all: a benchmark, not accounts
+    pw = security.hash_password(ANN_PW)  # one hash for all: a benchmark, not accounts
     tokens = []
     with app.state.sessions() as s:
         s.add(User(username="boss", password_hash=security.hash_password("boss-pass-1"), role="admin"))
