@@ -4,6 +4,8 @@ masks concurrently, against a real server process (uvicorn), on SQLite and on Po
     .venv/bin/python benchmarks/studio.py                       # SQLite, then PostgreSQL if reachable
     .venv/bin/python benchmarks/studio.py --db sqlite --seconds 30 --annotators 50
     .venv/bin/python benchmarks/studio.py --browser    # the editor on a 4000x3000 image, Chromium
+    .venv/bin/python benchmarks/studio.py --team --workers 2 --levels 50,100,150,200 --seconds 40
+        # issue 11: PostgreSQL, `segflow studio --workers N`, annotators added level by level
 
 Each annotator loops for --seconds: fetch the next task (GET next-task, then its labels, as the
 editor does), think for a random --think interval (people take seconds per edit), then save a
@@ -31,6 +33,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SIDE = 1000
+ANN_PW = "quiet-harbour-lantern-42"  # passes the studio's password policy (zxcvbn score 4)
 
 
 def free_port() -> int:
@@ -117,7 +120,7 @@ async def run(base: str, n_ann: int, seconds: float, think: tuple[float, float])
         users = []
         for k in range(n_ann):
             r = await c.post("/api/users", headers=H, json={
-                "username": f"ann{k}", "password": "annotator-pw", "role": "annotator"})
+                "username": f"ann{k}", "password": ANN_PW, "role": "annotator"})
             users.append(r.json()["id"])
         await c.post(f"/api/projects/{pid}/members", headers=H, json={"user_ids": users})
         rng = np.random.default_rng(0)
@@ -128,7 +131,7 @@ async def run(base: str, n_ann: int, seconds: float, think: tuple[float, float])
         await c.post(f"/api/projects/{pid}/assign", headers=H, json={"mode": "balanced"})
         tokens = []
         for k in range(n_ann):
-            r = await c.post("/api/auth/token", json={"username": f"ann{k}", "password": "annotator-pw"})
+            r = await c.post("/api/auth/token", json={"username": f"ann{k}", "password": ANN_PW})
             tokens.append(r.json()["token"])
         from segflow.studio.services.masks import encode_runs
 
@@ -221,6 +224,186 @@ def bench(db: str, args) -> dict | None:
     if r["errors"]:
         print("  first errors:", r["errors"][:3])
     return r
+
+
+# ---- a team on PostgreSQL with several worker processes (issue 11) ---------------------------
+
+
+def team_prepare(url: str, data: Path, n: int) -> tuple[str, list[str]]:
+    """The admin and n annotators with API tokens, written straight to the database: n logins
+    would take n password hashes (and meet the login rate limit)."""
+    from segflow.studio import security
+    from segflow.studio.app import create_app
+    from segflow.studio.tables import AuthToken, User
+
+    app = create_app(url, data)
+    pw = security.hash_password(ANN_PW)  # one hash for all: a benchmark, not accounts
+    tokens = []
+    with app.state.sessions() as s:
+        s.add(User(username="boss", password_hash=security.hash_password("boss-pass-1"), role="admin"))
+        for k in range(n + 1):
+            u = User(username=f"ann{k}" if k < n else "boss-api", password_hash=pw,
+                     role="annotator" if k < n else "admin")
+            s.add(u)
+            s.flush()
+            tok, h = security.new_token()
+            s.add(AuthToken(user_id=u.id, token_hash=h, kind="api", name="bench"))
+            tokens.append(tok)
+        s.commit()
+    app.state.engine.dispose()
+    return tokens[-1], tokens[:-1]
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children (Linux /proc): the
+    server's own cost, whatever else loads the machine."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for t in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (t / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def percentiles(xs: list[float]) -> str:
+    return f"{pct(xs, 50):.0f} / {pct(xs, 95):.0f}"
+
+
+async def team_run(base: str, boss: str, tokens: list[str], levels: list[int], seconds: float,
+                   think: tuple[float, float], server_pid: int) -> list[dict]:
+    import httpx
+
+    n = len(tokens)
+    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as c:
+        H = {"Authorization": f"Bearer {boss}"}
+        schema = [{"id": 1, "name": "background"}, {"id": 2, "name": "object", "isthing": True}]
+        pid = (await c.post("/api/projects", headers=H, json={
+            "name": "team", "task_type": "instance", "schema": schema})).json()["id"]
+        uids = [(await c.get("/api/me", headers={"Authorization": f"Bearer {t}"})).json()["id"]
+                for t in tokens]
+        await c.post(f"/api/projects/{pid}/members", headers=H, json={"user_ids": uids})
+        yy, xx = np.mgrid[:SIDE, :SIDE]
+        for k in range(n):  # one 1-MP image per annotator (smooth: small PNGs, quick uploads)
+            img = np.stack([(xx + k) % 256, (yy * 3) % 256, np.full_like(xx, k % 256)], -1).astype(np.uint8)
+            r = await c.post(f"/api/projects/{pid}/images", headers=H,
+                             files=[("files", (f"img{k}.png", png(img), "image/png"))])
+            assert r.status_code == 201, r.text
+        await c.post(f"/api/projects/{pid}/assign", headers=H, json={"mode": "balanced"})
+        from segflow.studio.services.masks import decode_runs, encode_runs
+
+        bodies = []
+        for k in range(8):
+            ids, segs = label_map(k)
+            bodies.append((encode_runs(ids), segs, hashlib.sha256(ids.tobytes()).hexdigest()))
+        saved, results = [], []
+        async def annotator(k: int, level: int, t_end: float, rec: dict):
+            h = {"Authorization": f"Bearer {tokens[k]}"}
+            r_ = random.Random(k * 1000 + level)
+            await asyncio.sleep(r_.uniform(0, think[1]))
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                try:
+                    t = await c.get(f"/api/projects/{pid}/next-task", headers=h)
+                    a = await c.get(f"/api/tasks/{t.json()['id']}/annotation", headers=h)
+                except httpx.HTTPError as e:
+                    rec["errors"].append(("fetch", type(e).__name__))
+                    continue
+                rec["fetch"].append(time.perf_counter() - t0)
+                if t.status_code != 200 or a.status_code != 200:
+                    rec["errors"].append(("fetch", t.status_code, a.status_code))
+                    continue
+                task = t.json()
+                await asyncio.sleep(r_.uniform(*think))
+                runs, segs, digest = bodies[r_.randrange(len(bodies))]
+                payload = json.dumps({"base_version": task["version"], "width": SIDE,
+                                      "height": SIDE, "runs": runs, "segments": segs,
+                                      "seconds": 1.0})
+                t0 = time.perf_counter()
+                try:
+                    r = await c.put(f"/api/tasks/{task['id']}/annotation", content=payload,
+                                    headers={**h, "Content-Type": "application/json"})
+                except httpx.HTTPError as e:
+                    rec["errors"].append(("save", type(e).__name__))
+                    continue
+                rec["save"].append(time.perf_counter() - t0)
+                if r.status_code == 200:
+                    saved.append((task["id"], r.json()["version"], digest, h))
+                else:
+                    rec["errors"].append(("save", r.status_code, r.text[:100]))
+
+        for level in levels:
+            rec = {"fetch": [], "save": [], "errors": []}
+            fetch, save, errors = rec["fetch"], rec["save"], rec["errors"]
+            t_end = time.perf_counter() + seconds
+            t0, cpu0 = time.perf_counter(), tree_cpu(server_pid)
+            await asyncio.gather(*(annotator(k, level, t_end, rec) for k in range(level)))
+            wall, cpu = time.perf_counter() - t0, tree_cpu(server_pid) - cpu0
+            results.append({"level": level, "fetch": fetch, "save": save, "errors": errors,
+                            "wall": wall, "load": os.getloadavg()[0],
+                            "cpu_per_cycle": cpu / max(1, len(save))})
+            print(f"  {level:4d} annotators: {len(save)} saves ({len(save) / wall:.1f}/s), fetch "
+                  f"p50/p95 {percentiles(fetch)} ms, save p50/p95 {percentiles(save)} ms, errors "
+                  f"{len(errors)}, machine load {os.getloadavg()[0]:.1f}, server CPU "
+                  f"{results[-1]['cpu_per_cycle'] * 1000:.0f} ms per fetch + save", flush=True)
+            if errors:
+                print("    first errors:", errors[:3], flush=True)
+        bad = 0
+        for tid, version, digest, h in saved:  # every acknowledged save, read back
+            a = (await c.get(f"/api/tasks/{tid}/annotation?version={version}", headers=h)).json()
+            bad += hashlib.sha256(decode_runs(a["runs"], SIDE, SIDE).tobytes()).hexdigest() != digest
+    results.append({"saved": len(saved), "bad": bad})
+    return results
+
+
+def team_bench(args) -> None:
+    url = pg_url()
+    if url is None:
+        print("PostgreSQL on 127.0.0.1:5432 not reachable: skipped")
+        return
+    levels = [int(x) for x in args.levels.split(",")]
+    print(f"{os.cpu_count()} CPUs, load average before: {os.getloadavg()[0]:.1f} (server and "
+          f"clients share this machine)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        boss, tokens = team_prepare(url, data, max(levels))
+        port = free_port()
+        srv = subprocess.Popen([sys.executable, "-m", "segflow", "studio", "--db", url, "--data",
+                                str(data), "--port", str(port), "--workers", str(args.workers)])
+        try:
+            import httpx
+
+            for _ in range(600):
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/login", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            res = asyncio.run(team_run(f"http://127.0.0.1:{port}", boss, tokens, levels,
+                                       args.seconds, (args.think_min, args.think_max), srv.pid))
+        finally:
+            srv.terminate()
+            srv.wait(timeout=30)
+            drop_pg(url)
+    end = res.pop()
+    sat = next((r["level"] for r in res if pct(r["save"], 95) >= 300 or pct(r["fetch"], 95) >= 300),
+               None)
+    print(f"PostgreSQL, {args.workers} workers: {end['saved']} acknowledged saves read back, "
+          f"{end['bad']} lost or corrupted; p95 >= 300 ms first at "
+          f"{sat if sat else 'none of the levels'} annotators")
+    print("| annotators | saves (/s) | fetch p50 / p95 ms | save p50 / p95 ms | errors | load | "
+          "server CPU per fetch + save |")
+    print("|---|---|---|---|---|---|---|")
+    for r in res:
+        print(f"| {r['level']} | {len(r['save'])} ({len(r['save']) / r['wall']:.1f}) | "
+              f"{percentiles(r['fetch'])} | {percentiles(r['save'])} | {len(r['errors'])} | "
+              f"{r['load']:.1f} | {r['cpu_per_cycle'] * 1000:.0f} ms |")
 
 
 def browser_bench() -> None:
@@ -326,7 +509,14 @@ def main() -> int:
     ap.add_argument("--think-min", type=float, default=2.0, help="seconds between fetch and save")
     ap.add_argument("--think-max", type=float, default=6.0)
     ap.add_argument("--browser", action="store_true", help="time the editor on a 4000x3000 image")
+    ap.add_argument("--team", action="store_true", help="PostgreSQL, several server workers, "
+                                                        "annotators added level by level")
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes (--team)")
+    ap.add_argument("--levels", default="50,100,150,200", help="annotators per level (--team)")
     args = ap.parse_args()
+    if args.team:
+        team_bench(args)
+        return 0
     if args.browser:
         browser_bench()
         return 0

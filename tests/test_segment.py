@@ -139,3 +139,19 @@ def test_uint8_box_statistics_equal_the_generic_ones(samples):
     ref = summarize(_features(pix, "rgb"), grid=(grid, np.zeros(3), np.full(3, 4 / 255), 64))
     assert np.array_equal(fast.ids, ref.ids) and np.array_equal(fast.cnt, ref.cnt)
     assert np.allclose(fast.sums, ref.sums, rtol=1e-6) and np.allclose(fast.sqs, ref.sqs, rtol=1e-6)
+
+
+def test_grabcut_context_and_upsampling():
+    """A context wider than the image is the whole image: the same result exactly; an
+    upsampled small box still finds its disc."""
+    from segflow.segment.grabcut import grabcut
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(30, 60, (120, 160, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:120, :160]
+    disc = (yy - 60) ** 2 + (xx - 80) ** 2 <= 8 * 8
+    img[disc] = (220, 200, 80)
+    box = [68, 48, 25, 25]
+    assert (grabcut(img, box, context=10_000) == grabcut(img, box)).all()
+    up = grabcut(img, box, context=10, min_side=100).astype(bool)
+    assert (up & disc).sum() / (up | disc).sum() > 0.9

@@ -24,14 +24,21 @@ EXTRAS: dict[str, dict[str, str]] = {
              "onnxruntime": "the ONNX check"},
     "studio": {"fastapi": "the web app", "uvicorn": "the web server", "sqlalchemy": "the database",
                "alembic": "database migrations", "argon2": "password hashing",
-               "multipart": "uploads", "psycopg": "PostgreSQL"},
+               "multipart": "uploads", "psycopg": "PostgreSQL", "limits": "login rate limits",
+               "zxcvbn": "password strength"},
     "qc": {"SimpleITK": "STAPLE consensus"},
+    "medical": {"nibabel": "NIfTI volumes", "pydicom": "DICOM series",
+                "SimpleITK": "DICOM, NRRD and MetaImage volumes"},
+    "geo": {"rasterio": "GeoTIFF rasters", "shapely": "polygons", "geopandas": "GeoPackage",
+            "pyogrio": "GeoPackage"},
 }
 #: the modules ``require(extra)`` checks when none are named
 DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
     "deep": ("torch", "torchvision"),
     "studio": ("fastapi", "uvicorn", "sqlalchemy", "alembic", "argon2", "multipart"),
     "qc": ("SimpleITK",),
+    "medical": ("nibabel", "pydicom", "SimpleITK"),
+    "geo": ("rasterio",),
 }
 
 

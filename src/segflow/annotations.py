@@ -261,9 +261,17 @@ class Panoptic:
         """Each pixel's segment as a dense index 1..S into the sorted segment ids (0 = void,
         also for ids missing from the list); returns (flat indices, sorted ids)."""
         ids = np.array(sorted(s.id for s in self.segments), np.int64)
-        flat = self.seg_ids.ravel().astype(np.int64)
+        flat = self.seg_ids.ravel()
         if ids.size == 0:
             return np.zeros(flat.shape, np.int64), ids
+        lo, hi = (int(flat.min()), int(flat.max())) if flat.size else (0, 0)
+        if lo >= 0 and max(hi, int(ids[-1])) < max(1 << 16, flat.size):
+            # Ids no larger than the pixel count (the usual case): one table look-up per
+            # pixel, the table never bigger than the result.
+            lut = np.zeros(max(hi, int(ids[-1])) + 1, np.int64)
+            lut[ids] = np.arange(1, len(ids) + 1)
+            return lut[flat], ids
+        flat = flat.astype(np.int64)
         pos = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
         return np.where(ids[pos] == flat, pos + 1, 0), ids
 

@@ -90,6 +90,13 @@ def _panoptic(item: Item, schema: LabelSchema, task: str, where: str) -> Panopti
     return panoptic_from(item.semantic, item.instances, schema)
 
 
+def _class_map(pan: Panoptic, void: int) -> np.ndarray:
+    """Category map with ``void`` for unlabelled pixels, in the smallest unsigned dtype (the
+    agreement functions take a fast path for bytes)."""
+    cm = pan.category_map(void)
+    return cm.astype(np.uint8 if void < 255 else np.uint16)
+
+
 def _semantic(item: Item, schema: LabelSchema, where: str) -> np.ndarray:
     if item.semantic is not None:
         return item.semantic.ids
@@ -131,7 +138,7 @@ def agree(paths: list[str | Path], *, task: str = "semantic", tolerance: int = 2
             maps = [_semantic(it, schema, p) for it, p in zip(items, paths)]
         else:
             pans = [_panoptic(it, schema, task, p) for it, p in zip(items, paths)]
-            maps = [pan.category_map(void) for pan in pans]
+            maps = [_class_map(pan, void) for pan in pans]
         pair = ev.update(maps, where=f"{name}")
         row = {"name": name,
                "miou": _mean([s["miou"] for s in pair.values()]),
@@ -326,7 +333,7 @@ def score_against_reference(annotation, reference, schema: LabelSchema, *,
                                f"reference {pr.seg_ids.shape[1]}x{pr.seg_ids.shape[0]}")
         n, ignore = schema.num_classes + 1, -1
         void = schema.num_classes  # unlabelled pixels
-        a, r = pa.category_map(void), pr.category_map(void)
+        a, r = _class_map(pa, void), _class_map(pr, void)
         background = [*schema.stuff_ids, void]
         ev = PanopticEvaluator(schema)
         ev.update(pr, pa, where="reference")

@@ -45,16 +45,44 @@ def _assigned_task(st, pid) -> int:
     return tid
 
 
-# (name, allowed roles, request builder(st, ctx, role) -> (method, url, kwargs))
+STRONG = "kiwi-lantern-97-otter"
+EVERYONE = {"admin", "manager", "annotator", "reviewer", "outsider"}
+MEMBERS = {"admin", "manager", "annotator", "reviewer"}
+
+
+def _own_token(st, role) -> dict:
+    """A fresh bearer token of ``role``, sent instead of the role's usual one."""
+    r = st.client.post("/api/auth/token", json={"username": role, "password": f"{role}-pw-123"})
+    return r.json()
+
+
+# (name, allowed roles, request builder(st, ctx, role) -> (method, url, kwargs)). kwargs may
+# carry "token": a bearer token to send instead of the role's. Every route of the app must be
+# reached by an entry here or be listed in PUBLIC (test_matrix_covers_every_route).
 MATRIX = [
+    ("who am I", EVERYONE, lambda st, c, r: ("GET", "/api/me", {})),
+    ("list my tokens", EVERYONE, lambda st, c, r: ("GET", "/api/auth/tokens", {})),
+    ("list another user's tokens", {"admin"}, lambda st, c, r: (
+        "GET", f"/api/auth/tokens?user_id={st.ids['annotator2']}", {})),
+    ("revoke my token", EVERYONE, lambda st, c, r: (
+        "DELETE", f"/api/auth/tokens/{_own_token(st, r)['id']}", {})),
+    ("revoke another user's token", {"admin"}, lambda st, c, r: (
+        "DELETE", f"/api/auth/tokens/{_own_token(st, 'annotator2')['id']}", {})),
+    ("log out", EVERYONE, lambda st, c, r: (
+        "POST", "/api/auth/logout", {"token": _own_token(st, r)["token"]})),
     ("list users", {"admin", "manager"}, lambda st, c, r: ("GET", "/api/users", {})),
     ("create user", {"admin"}, lambda st, c, r: (
-        "POST", "/api/users", {"json": {"username": f"new-{r}", "password": "longenough1",
+        "POST", "/api/users", {"json": {"username": f"new-{r}", "password": STRONG,
                                         "role": "annotator"}})),
+    ("deactivate or reactivate a user", {"admin"}, lambda st, c, r: (
+        "PATCH", f"/api/users/{c['victim']}", {"json": {"active": True}})),
+    ("reset a password", {"admin"}, lambda st, c, r: (
+        "POST", f"/api/users/{c['victim']}/password", {"json": {"new_password": STRONG}})),
+    ("audit log", {"admin"}, lambda st, c, r: ("GET", "/api/audit", {})),
+    ("list projects", EVERYONE, lambda st, c, r: ("GET", "/api/projects", {})),
     ("create project", {"admin", "manager"}, lambda st, c, r: (
         "POST", "/api/projects", {"json": {"name": "p", "schema": [{"id": 1, "name": "a"}]}})),
-    ("read project", {"admin", "manager", "annotator", "reviewer"},
-     lambda st, c, r: ("GET", f"/api/projects/{c['pid']}", {})),
+    ("read project", MEMBERS, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}", {})),
     ("edit brief", {"admin", "manager"}, lambda st, c, r: (
         "PUT", f"/api/projects/{c['pid']}/brief",
         {"json": {"name": "blobs", "task_type": "instance", "schema": c["schema"]}})),
@@ -62,8 +90,9 @@ MATRIX = [
         "POST", f"/api/projects/{c['pid']}/members", {"json": {"user_ids": [st.ids["annotator2"]]}})),
     ("publish guidelines", {"admin", "manager"}, lambda st, c, r: (
         "POST", f"/api/projects/{c['pid']}/guidelines", {"json": {"markdown": f"v by {r}"}})),
-    ("read guidelines", {"admin", "manager", "annotator", "reviewer"},
-     lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/guidelines", {})),
+    ("read guidelines", MEMBERS, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/guidelines", {})),
+    ("acknowledge guidelines", MEMBERS, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/guidelines/1/ack", {})),
     ("upload images", {"admin", "manager"}, lambda st, c, r: (
         "POST", f"/api/projects/{c['pid']}/images",
         {"files": [("files", (f"{r}.png", png_bytes(blob_image(hash(r) % 1000 + 7)), "image/png"))]})),
@@ -73,15 +102,17 @@ MATRIX = [
         "PUT", f"/api/projects/{c['pid']}/prelabel", {"json": {"mode": "none"}})),
     ("assign", {"admin", "manager"}, lambda st, c, r: (
         "POST", f"/api/projects/{c['pid']}/assign", {"json": {"mode": "balanced"}})),
-    ("list tasks", {"admin", "manager", "annotator", "reviewer"},
-     lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/tasks", {})),
+    ("list tasks", MEMBERS, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/tasks", {})),
     ("next task", {"annotator"}, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/next-task", {})),
     ("read assigned task", {"admin", "manager", "annotator"},
      lambda st, c, r: ("GET", f"/api/tasks/{c['assigned']}", {})),
     ("read labels", {"admin", "manager", "annotator"},
      lambda st, c, r: ("GET", f"/api/tasks/{c['assigned']}/annotation", {})),
-    ("read image", {"admin", "manager", "annotator", "reviewer"},
+    # a reviewer sees an image once its task is submitted, not before
+    ("read image of a task not submitted", {"admin", "manager", "annotator"},
      lambda st, c, r: ("GET", f"/api/images/{c['image']}", {})),
+    ("read image of a submitted task", {"admin", "manager", "annotator", "reviewer"},
+     lambda st, c, r: ("GET", f"/api/images/{c['submitted_image']}", {})),
     ("save labels", {"annotator"}, lambda st, c, r: (
         "PUT", f"/api/tasks/{c['assigned']}/annotation",
         {"json": labels_body(st, c["assigned"], *_disc_labels(),
@@ -93,18 +124,101 @@ MATRIX = [
      lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/review-queue", {})),
     ("review", {"admin", "manager", "reviewer"}, lambda st, c, r: (
         "POST", f"/api/tasks/{c['submitted'][r]}/review", {"json": {"decision": "accept"}})),
-    ("history of own task", {"admin", "manager", "annotator", "reviewer"},
+    ("history of own task", MEMBERS,
      lambda st, c, r: ("GET", f"/api/tasks/{c['submitted']['admin']}/history", {})),
+    ("comments", MEMBERS, lambda st, c, r: ("GET", f"/api/tasks/{c['submitted']['admin']}/comments", {})),
+    ("diff", MEMBERS, lambda st, c, r: (
+        "GET", f"/api/tasks/{c['submitted']['admin']}/diff.png?a=0&b=1", {})),
     ("dashboard", {"admin", "manager", "reviewer"},
      lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/dashboard", {})),
+    ("dashboard chart", {"admin", "manager", "reviewer"},
+     lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/dashboard.png", {})),
     ("export", {"admin", "manager"}, lambda st, c, r: (
         "POST", f"/api/projects/{c['pid']}/export", {"json": {"format": "coco"}})),
+    ("list exports", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/exports", {})),
+    ("download export", {"admin", "manager"}, lambda st, c, r: ("GET", c["download"], {})),
+    # pages are shells that load their data from the API above; without a session they redirect
+    ("home page", EVERYONE, lambda st, c, r: ("GET", "/", {})),
+    ("project page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}", {})),
+    ("editor page", EVERYONE, lambda st, c, r: ("GET", f"/tasks/{c['assigned']}/edit", {})),
+    ("review page", EVERYONE, lambda st, c, r: ("GET", f"/tasks/{c['assigned']}/review", {})),
+    ("audit page", {"admin"}, lambda st, c, r: ("GET", "/audit", {})),
+    # last: it revokes the role's other tokens (the one it is sent with stays)
+    ("change my password", EVERYONE, lambda st, c, r: (
+        "POST", "/api/auth/password", {"json": {"old_password": f"{r}-pw-123",
+                                                "new_password": f"{r}-pw-123"}})),
 ]
+ANON = {"home page": 303, "project page": 303, "editor page": 303, "review page": 303,
+        "audit page": 303}  # what a request without credentials gets, when not 401
+# Routes anyone may call: (method, path template) -> a request and the code it must give
+PUBLIC = {
+    ("POST", "/api/auth/login"): (lambda st: ("POST", "/api/auth/login", {
+        "json": {"username": "admin", "password": "admin-pw-123"}}), 200),
+    ("POST", "/api/auth/token"): (lambda st: ("POST", "/api/auth/token", {
+        "json": {"username": "admin", "password": "admin-pw-123"}}), 200),
+    ("GET", "/login"): (lambda st: ("GET", "/login", {}), 200),
+    ("GET", "/openapi.json"): (lambda st: ("GET", "/openapi.json", {}), 200),
+    ("GET", "/docs"): (lambda st: ("GET", "/docs", {}), 200),
+    ("GET", "/docs/oauth2-redirect"): (lambda st: ("GET", "/docs/oauth2-redirect", {}), 200),
+    ("GET", "/redoc"): (lambda st: ("GET", "/redoc", {}), 200),
+    ("MOUNT", "/static"): (lambda st: ("GET", "/static/app.js", {}), 200),
+}
+
+
+def _flat(routes):
+    """Routes, mounts and what included routers hold (FastAPI >= 0.16x keeps an included router
+    as one entry whose effective routes carry the full paths)."""
+    from starlette.routing import Mount
+
+    for r in routes:
+        inner = getattr(r, "effective_candidates", None)
+        if isinstance(r, Mount):
+            yield r
+        elif callable(inner):
+            yield from _flat(inner())
+        elif getattr(r, "methods", None):
+            yield r
+
+
+def app_routes(app) -> set[tuple[str, str]]:
+    """Every (method, path template) the app serves; a mount counts as ("MOUNT", path)."""
+    from starlette.routing import Mount
+
+    out = set()
+    for r in _flat(app.routes):
+        if isinstance(r, Mount):
+            out.add(("MOUNT", r.path))
+        else:
+            out |= {(m, r.path) for m in set(r.methods) - {"HEAD"}}
+    return out
+
+
+def route_of(app, method: str, url: str) -> tuple[str, str]:
+    from starlette.routing import Mount
+
+    path = url.split("?")[0]
+    for r in _flat(app.routes):
+        if isinstance(r, Mount):
+            if path.startswith(r.path + "/"):
+                return ("MOUNT", r.path)
+        elif method in r.methods and r.path_regex.match(path):
+            return (method, r.path)
+    raise AssertionError(f"{method} {url} matches no route")
+
+
+def _send(st, who, method, url, kw):
+    kw = dict(kw)
+    tok = kw.pop("token", None)
+    if tok and who:
+        return st.client.request(method, url, headers={"Authorization": f"Bearer {tok}"},
+                                 follow_redirects=False, **kw)
+    return st.client.request(method, url, headers=st.as_(who), follow_redirects=False, **kw)
 
 
 def test_permission_matrix(studio, tmp_path):
-    """Every role against every endpoint: allowed means the permission checks passed (the
-    request may still be refused for its content), denied means 401/403/404."""
+    """Every role against every route of the app: allowed means the permission checks passed
+    (the request may still be refused for its content), denied means 401/403/404. A route
+    that no entry reaches (a new endpoint) fails the test."""
     st = studio
     ctx = setup_project(st, 2)
     pid = ctx["pid"]
@@ -115,29 +229,55 @@ def test_permission_matrix(studio, tmp_path):
                assigned=ctx["tasks"][0],
                image=st.ok("admin", "GET", f"/api/tasks/{ctx['tasks'][0]}")["image"]["id"])
     ctx["submitted"] = {r: _submitted_task(st, pid) for r in ROLES}
+    ctx["submitted_image"] = st.ok("admin", "GET", f"/api/tasks/{ctx['submitted']['admin']}")["image"]["id"]
+    done = _submitted_task(st, pid)
+    st.ok("reviewer", "POST", f"/api/tasks/{done}/review", json={"decision": "accept"})
+    ctx["download"] = st.ok("admin", "POST", f"/api/projects/{pid}/export",
+                            json={"format": "coco"})["download"]
+    ctx["victim"] = st.ok("admin", "POST", "/api/users", json={
+        "username": "victim", "password": STRONG, "role": "annotator"})["id"]
     ctx["fresh"] = {}
     for r in ROLES:
         tid = _assigned_task(st, pid)
         ids, segs = _disc_labels()
         st.ok("annotator", "PUT", f"/api/tasks/{tid}/annotation", json=labels_body(st, tid, ids, segs))
         ctx["fresh"][r] = tid
-    results = {}
+    results, reached = {}, set()
     for name, allowed, build in MATRIX:
         for role in ROLES:
             # a newly published guideline must be acknowledged before annotating again
             gv = st.ok("admin", "GET", f"/api/projects/{pid}")["guideline_version"]
             st.ok("annotator", "POST", f"/api/projects/{pid}/guidelines/{gv}/ack")
             method, url, kw = build(st, ctx, role)
-            code = st.call(role, method, url, **kw).status_code
+            reached.add(route_of(st.app, method, url))
+            code = _send(st, role, method, url, kw).status_code
             results[(name, role)] = code
             if role in allowed:
                 assert code not in DENIED, f"{name}: {role} should be allowed, got {code}"
                 assert code < 500
             else:
                 assert code in DENIED, f"{name}: {role} should be denied, got {code}"
-            anon = st.call(None, method, url, **kw).status_code
-            assert anon == 401, f"{name}: no credentials must give 401, got {anon}"
+            anon = _send(st, None, method, url, kw).status_code
+            want = ANON.get(name, 401)
+            assert anon == want, f"{name}: no credentials must give {want}, got {anon}"
     assert len(results) == len(MATRIX) * len(ROLES)
+    for key, (build, want) in PUBLIC.items():
+        method, url, kw = build(st)
+        assert route_of(st.app, method, url) == key
+        assert _send(st, None, method, url, kw).status_code == want, key
+    missing = app_routes(st.app) - reached - set(PUBLIC)
+    assert not missing, f"routes missing from the permission matrix: {sorted(missing)}"
+
+
+def test_matrix_covers_every_route(studio):
+    """The coverage check itself fails on a route the matrix does not know."""
+    from fastapi import APIRouter
+
+    before = app_routes(studio.app)
+    extra = APIRouter()
+    extra.add_api_route("/api/new-thing", lambda: {}, methods=["POST"])
+    studio.app.include_router(extra)
+    assert app_routes(studio.app) - before == {("POST", "/api/new-thing")}
 
 
 def test_cookie_session_needs_csrf(studio):
@@ -304,7 +444,7 @@ def test_prelabels_from_a_suggested_pipeline(studio):
     st = studio
     ctx = setup_project(st, 2)
     pid = ctx["pid"]
-    r = st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel",
+    r = st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
               json={"mode": "pipeline", "pipeline": "auto"})
     assert r["prelabel"]["pipeline"] and r["prelabel"]["reason"] and r["prelabelled"] == 2
     a = st.ok("annotator", "GET", f"/api/tasks/{ctx['tasks'][0]}/annotation")
@@ -315,7 +455,7 @@ def test_prelabels_from_a_suggested_pipeline(studio):
     img = blob_image(0)
     truth = img[..., 0] > 100  # the discs
     assert (got & truth).sum() / (got | truth).sum() > 0.9
-    bad = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel",
+    bad = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
                   json={"mode": "pipeline", "pipeline": "no-such-pipeline"})
     assert bad.status_code == 400 and "no-such-pipeline" in bad.json()["detail"]
 
@@ -363,8 +503,9 @@ def test_dataset_import_review_export_round_trip(studio, tmp_path):
     pid = p["id"]
     st.ok("admin", "POST", f"/api/projects/{pid}/members",
           json={"user_ids": [st.ids["annotator"], st.ids["reviewer"]]})
-    r = st.ok("admin", "POST", f"/api/projects/{pid}/import", json={"path": str(src)})
-    assert r == {"format": "coco_panoptic", "added": 2, "skipped_duplicates": 0}
+    r = st.ok("admin", "POST", f"/api/projects/{pid}/import?wait=60", json={"path": str(src)})
+    assert r == {"format": "coco_panoptic", "added": 2, "skipped_duplicates": 0, "failed": [],
+                 "task_ids": r["task_ids"]} and len(r["task_ids"]) == 2
     st.ok("admin", "POST", f"/api/projects/{pid}/assign", json={"mode": "balanced"})
     for t in st.ok("annotator", "GET", f"/api/projects/{pid}/tasks"):
         a = st.ok("annotator", "GET", f"/api/tasks/{t['id']}/annotation")
@@ -373,8 +514,8 @@ def test_dataset_import_review_export_round_trip(studio, tmp_path):
             "runs": a["runs"], "segments": a["segments"]})
         st.ok("annotator", "POST", f"/api/tasks/{t['id']}/submit")
         st.ok("reviewer", "POST", f"/api/tasks/{t['id']}/review", json={"decision": "accept"})
-    v1 = st.ok("admin", "POST", f"/api/projects/{pid}/export", json={"format": "coco_panoptic"})
-    v2 = st.ok("admin", "POST", f"/api/projects/{pid}/export", json={"format": "coco_panoptic"})
+    v1 = st.ok("admin", "POST", f"/api/projects/{pid}/export?wait=60", json={"format": "coco_panoptic"})
+    v2 = st.ok("admin", "POST", f"/api/projects/{pid}/export?wait=60", json={"format": "coco_panoptic"})
     assert v1["content_hash"] == v2["content_hash"] and len(v1["content_hash"]) == 64
     from segflow.studio.tables import DatasetVersion
 
@@ -425,7 +566,7 @@ def test_prelabels_from_a_trained_checkpoint(studio, tmp_path):
     body = {"mode": "checkpoint", "checkpoint": str(ck)}
     r = st.call("manager", "PUT", f"/api/projects/{pid}/prelabel", json=body)
     assert r.status_code == 403  # a server path: admins only
-    r = st.ok("admin", "PUT", f"/api/projects/{pid}/prelabel", json=body)
+    r = st.ok("admin", "PUT", f"/api/projects/{pid}/prelabel?wait=60", json=body)
     assert r["prelabelled"] == 2
     pred = Predictor(ck, device="cpu")
     from segflow.studio.services.masks import decode_runs
@@ -441,7 +582,7 @@ def test_prelabels_from_a_trained_checkpoint(studio, tmp_path):
         assert (cat[stuff] == sem[stuff]).all()  # stuff: the model's prediction exactly
         thing = np.isin(sem, SCHEMA.thing_ids)
         assert ((cat[thing] == sem[thing]) | (cat[thing] == 0)).all()  # things: split, tiny ones void
-    bad = st.call("admin", "PUT", f"/api/projects/{pid}/prelabel",
+    bad = st.call("admin", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
                   json={"mode": "checkpoint", "checkpoint": str(tmp_path / "nope.pt")})
     assert bad.status_code == 400 and "nope.pt" in bad.json()["detail"]
 

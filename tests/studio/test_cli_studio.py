@@ -9,24 +9,26 @@ from tests.test_cli import assert_one_line_error, segflow
 
 def test_create_admin_then_login(tmp_path):
     data = tmp_path / "data"
-    p = segflow("studio", "create-admin", "--username", "alice", "--password", "s3cret-pass",
+    p = segflow("studio", "create-admin", "--username", "alice", "--password", "kiwi-lantern-97",
                 "--data", data, check=0)
     assert "admin alice created" in p.stdout + p.stderr
     assert_one_line_error(segflow("studio", "create-admin", "--username", "alice", "--password",
-                                  "s3cret-pass", "--data", data), "alice", "exists")
+                                  "kiwi-lantern-97", "--data", data), "alice", "exists")
     assert_one_line_error(segflow("studio", "create-admin", "--username", "bob", "--password",
-                                  "short", "--data", data), "--password", "8")
+                                  "short", "--data", data), "--password", "10")
+    assert_one_line_error(segflow("studio", "create-admin", "--username", "bob", "--password",
+                                  "password123", "--data", data), "--password", "too weak")
     from segflow.studio.app import create_app
 
     c = TestClient(create_app(None, data))
-    r = c.post("/api/auth/login", json={"username": "alice", "password": "s3cret-pass"})
+    r = c.post("/api/auth/login", json={"username": "alice", "password": "kiwi-lantern-97"})
     assert r.status_code == 200 and r.json()["user"]["role"] == "admin"
     assert (data / "studio.db").exists()
 
 
 def test_bad_database_url_is_one_line():
     assert_one_line_error(segflow("studio", "create-admin", "--username", "a", "--password",
-                                  "longenough", "--db", "mysql://x"), "--db", "postgresql")
+                                  "kiwi-lantern-97", "--db", "mysql://x"), "--db", "postgresql")
 
 
 def test_help_has_examples():

@@ -17,7 +17,9 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
 
 
 @app.command(epilog=f"""
-**Domains**: street, agriculture, medical, aerial, retail. **Formats**: {formats_help()}.
+**Domains**: street, agriculture, medical, aerial, retail; medical3d writes NIfTI volumes
+(images/, labels/, schema.json; --format is ignored). **Formats**: {formats_help()}; geotiff
+(RGB and class-id GeoTIFFs at made-up UTM 32N coordinates, 0.5 m pixels; needs the geo extra).
 
 **Examples**
 
@@ -26,6 +28,10 @@ app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=Tru
     segflow data synth retail -n 50 --seed 99 --format coco -o data/retail-val
 
     segflow data synth medical -n 20 --difficulty hard --format coco_panoptic -o data/ct
+
+    segflow data synth medical3d -n 10 --size 96 -o data/ct3d
+
+    segflow data synth aerial -n 4 --size 1024 --format geotiff -o data/aerial-geo
 """)
 def synth(
     domain: str = typer.Argument(..., help="Application domain."),
@@ -39,10 +45,16 @@ def synth(
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Generate a synthetic set with exact semantic, instance and panoptic ground truth."""
+    from segflow.synth import VOLUME_DOMAINS
     from segflow.synth.export import export_synthetic
 
-    export_synthetic(domain, out, n=n, seed=seed, size=size, fmt=fmt, difficulty=difficulty,
-                     n_objects=n_objects, progress=not json_out and sys.stderr.isatty())
+    if domain in VOLUME_DOMAINS:
+        VOLUME_DOMAINS[domain][0](out, n=n, seed=seed, size=size, difficulty=difficulty,
+                                  n_lesions=n_objects, progress=not json_out and sys.stderr.isatty())
+        fmt = "nifti"
+    else:
+        export_synthetic(domain, out, n=n, seed=seed, size=size, fmt=fmt, difficulty=difficulty,
+                         n_objects=n_objects, progress=not json_out and sys.stderr.isatty())
     if json_out:
         emit_json({"domain": domain, "n": n, "format": fmt, "outputs": [str(out)]})
     else:

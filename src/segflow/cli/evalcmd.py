@@ -12,10 +12,11 @@ from segflow.errors import SegflowError
 
 EPILOG = """
 **Inputs**: semantic — mask folders (or any dataset with semantic masks) with matching file
-names; without a schema.json the class ids are read from the masks (said on stderr, and as
-`inferred_classes` in --json). instance — COCO ground truth (folder or .json) + COCO results
-JSON (`segflow predict`'s detections.json too). panoptic — COCO panoptic for both: a folder,
-or panopticapi's NAME.json beside its NAME/ PNG folder (or segflow folders).
+names, or NIfTI volumes (adds hd95_mm and surface_dice per class); without a schema.json the
+class ids are read from the masks (said on stderr, and as `inferred_classes` in --json).
+instance — COCO ground truth (folder or .json) + COCO results JSON (`segflow predict`'s
+detections.json too). panoptic — COCO panoptic for both: a folder, or panopticapi's NAME.json
+beside its NAME/ PNG folder (or segflow folders).
 
 **Examples**
 
@@ -28,6 +29,8 @@ or panopticapi's NAME.json beside its NAME/ PNG folder (or segflow folders).
     segflow eval --task panoptic --gt coco/annotations/panoptic_val2017.json --pred out/pan
 
     segflow eval --task semantic --gt masks/gt --pred masks/pred     # ids read from the masks
+
+    segflow eval --task semantic --gt data/ct3d --pred out/ct3d-pred --tolerance-mm 2
 """
 
 
@@ -39,6 +42,8 @@ def eval_command(
                                     "ids 0..N-1 (default: the ids found in the masks)."),
     boundary: int = typer.Option(None, "--boundary-tolerance",
                                  help="Semantic: also boundary F1 with this tolerance (px)."),
+    tolerance_mm: float = typer.Option(1.0, "--tolerance-mm",
+                                       help="Volumes: surface Dice tolerance in mm."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
@@ -50,6 +55,12 @@ def eval_command(
 
     out = Console()
     if task == "semantic":
+        from segflow.volume.evaluate import is_volume_folder
+
+        if is_volume_folder(gt):  # NIfTI masks: also HD95 and surface Dice in mm
+            from segflow.cli.volume import eval_volumes
+
+            return eval_volumes(gt, pred, num_classes, tolerance_mm, json_out)
         res, schema, worst, inferred = evaluate.evaluate_semantic(
             gt, pred, num_classes=num_classes, boundary_tolerance=boundary)
         d = res.to_dict()

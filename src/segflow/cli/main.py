@@ -38,6 +38,7 @@ def _root(
     max_pixels: int | None = typer.Option(
         None, "--max-pixels", help="Refuse images with more pixels (default 100000000)."),
 ) -> None:
+    _geo.show_geo_warnings()  # raster warnings (no CRS, ...) as one plain line
     if max_pixels is not None:  # for this command only; it wins over SEGFLOW_MAX_PIXELS
         from segflow.io import pixel_limit
 
@@ -50,27 +51,39 @@ def _root(
     segflow inspect photo.jpg scans/
 
     segflow inspect --json cells.tif
+
+    segflow inspect scan.nii.gz dicom/series1/     # shape, spacing, orientation, HU range
 """)
 def inspect(
     images: list[Path] = typer.Argument(..., help="Image files or folders (walked recursively)."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Report size, dtype, brightness, contrast, noise, sharpness and histogram bimodality,
-    and suggest a starting pipeline with the reason."""
+    and suggest a starting pipeline with the reason. For volumes (NIfTI, DICOM series folders):
+    shape, spacing, orientation and the intensity range (HU for CT, percentiles for MR)."""
     from rich.table import Table
 
+    from segflow.cli.volume import inspect_volumes, print_volume_table, split_volumes
     from segflow.inspect import inspect_image
     from segflow.io import list_images
 
-    rows, errors = [], []
-    for p in list_images(images):
+    volumes, images = split_volumes(images)  # NIfTI files and DICOM series folders
+    vrows, errors = inspect_volumes(volumes)
+    rows = []
+    for p in list_images(images) if images else []:
         try:
             rows.append(inspect_image(p).to_dict())
         except SegflowError as e:
             errors.append(str(e))
     if json_out:
-        emit_json({"images": rows, "errors": errors})
+        emit_json({"images": rows, "errors": errors, **({"volumes": vrows} if volumes else {})})
+    elif vrows and not rows:
+        print_volume_table(vrows)
+        for e in errors:
+            error_line(e)
     else:
+        if vrows:
+            print_volume_table(vrows)
         from rich.console import Console
 
         t = Table(title="image characteristics")
@@ -104,6 +117,8 @@ RUN_EPILOG = f"""
 
     segflow run cells photos/ -o out --json
 
+    segflow run otsu scans/ct.nii.gz -o out/ct    # volumes: 3-D steps only
+
 Built-in pipelines: {', '.join(resources.names('pipelines'))}. `segflow examples copy DIR` writes
 them (and the example training configs) out as files to read and edit.
 """
@@ -121,11 +136,23 @@ def run(
 ) -> None:
     """Run a pipeline on images and folders: mask, instances, regions JSON and overlay per image.
     Images that fail are listed; the others still finish (exit 1 if any failed)."""
-    from segflow.pipeline import load_pipeline, run_pipeline
+    from segflow.cli.volume import split_volumes
+    from segflow.io import list_images
+    from segflow.pipeline import RunReport, load_pipeline, run_pipeline
 
     spec = load_pipeline(pipeline)
-    report = run_pipeline(spec, inputs, out, workers=workers, save_steps=save_steps,
-                          overlay=not no_overlay, progress=not json_out and sys.stderr.isatty())
+    volumes, inputs = split_volumes(inputs)  # NIfTI / DICOM: the steps that run in 3-D
+    vres = []
+    if volumes:
+        from segflow.volume.pipeline import run_volumes
+
+        vres = run_volumes(spec, volumes, out)
+    if not volumes or (inputs and list_images(inputs)):
+        report = run_pipeline(spec, inputs, out, workers=workers, save_steps=save_steps,
+                              overlay=not no_overlay, progress=not json_out and sys.stderr.isatty())
+        report.results.extend(vres)
+    else:
+        report = RunReport(spec.name, vres)
     if json_out:
         d = report.to_dict()
         d["outputs"] = [o for r in report.results for o in r.outputs]
@@ -158,6 +185,8 @@ Parameters are those of the pipeline step of the same name, given as `--name val
     segflow segment grabcut photo.jpg --box "[50, 40, 300, 260]" -o out/
 
     segflow segment watershed cells.png --min-distance 5 -o out/
+
+    segflow segment otsu scan.nii.gz -o out/       # writes out/scan_mask.nii.gz (3-D Otsu)
 """)
 def segment(
     ctx: typer.Context,
@@ -171,6 +200,12 @@ def segment(
     from segflow.pipeline import parse_pipeline, run_image
 
     params = parse_extra_params(ctx.args)
+    from segflow.volume.io import is_volume_path
+
+    if is_volume_path(image):  # NIfTI or a DICOM series folder: OUT/NAME_mask.nii.gz
+        from segflow.cli.volume import segment_volume
+
+        return segment_volume(method, params, image, out, json_out)
     if method in THRESHOLD_METHODS:
         params = {"method": method, **params}
         method = "threshold"
@@ -203,6 +238,7 @@ from segflow.cli import agree as _agree  # noqa: E402
 from segflow.cli import assess as _assess  # noqa: E402
 from segflow.cli import data as _data  # noqa: E402
 from segflow.cli import examples as _examples  # noqa: E402
+from segflow.cli import geo as _geo  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
@@ -219,6 +255,7 @@ app.add_typer(_studio.app, name="studio")
 app.add_typer(_examples.app, name="examples")
 app.command("agree", epilog=_agree.AGREE_EPILOG)(_agree.agree_command)
 app.command("consensus", epilog=_agree.CONSENSUS_EPILOG)(_agree.consensus_command)
+app.command("vectorize", epilog=_geo.VECTORIZE_EPILOG)(_geo.vectorize_command)
 app.command("assess", epilog=_assess.ASSESS_EPILOG)(_assess.assess_command)
 
 

@@ -24,6 +24,8 @@ TRAIN_EPILOG = f"""
 
     segflow train configs/street_unet.yaml --device cpu
 
+    segflow train configs/ct3d_unet3d.yaml     # volumes: model unet3d, or unet + volume:
+
 Ctrl-C saves `last.pt`; `--resume` continues exactly from it. `segflow examples copy .` writes the
 shipped configs to `configs/` to edit.
 
@@ -45,6 +47,8 @@ def train_command(
     from segflow.train.trainer import Trainer
 
     cfg = load_config(config)
+    if cfg.volume is not None:  # NIfTI volumes: 2.5-D U-Net or unet3d
+        from segflow.volume.train import VolumeTrainer as Trainer
     tr = Trainer(cfg, device=device, progress=not json_out and sys.stderr.isatty())
     if resume:
         tr.resume(Path(cfg.out) / "last.pt" if resume == "last" else resume)
@@ -60,8 +64,8 @@ def train_command(
     if json_out:
         emit_json(d)
     else:
-        console.print(f"{cfg.name}: {tr.step} steps, val mIoU {last.get('miou', float('nan')):.4f}"
-                      f" -> {cfg.out}")
+        console.print(f"{cfg.name}: {tr.step} steps, val mIoU "
+                      f"{last.get('miou') or float('nan'):.4f} -> {cfg.out}")
 
 
 PREDICT_EPILOG = """
@@ -75,10 +79,15 @@ PREDICT_EPILOG = """
 
     segflow predict runs/cells-dist/best.pt val/images -o out/pan --panoptic
 
-(the last two write COCO panoptic: score it with segflow eval --task panoptic). Mask R-CNN
-checkpoints and U-Nets trained with a distance head (loss.distance_weight > 0) write objects:
-NAME_instances.png (16-bit ids) and detections.json (COCO results; segflow eval --task
-instance reads it).
+    segflow predict runs/ct-unet3d/best.pt scans/ -o out/ct   # NIfTI in, NAME_mask.nii.gz out
+
+    segflow predict runs/aerial/best.pt scene.tif -o out/geo --tile 512 --bands 4,3,2
+
+(the --things and --panoptic forms write COCO panoptic: score it with segflow eval --task
+panoptic). Mask R-CNN checkpoints and U-Nets trained with a distance head
+(loss.distance_weight > 0) write objects: NAME_instances.png (16-bit ids) and detections.json
+(COCO results; segflow eval --task instance reads it). A GeoTIFF gives a GeoTIFF mask with its
+CRS and transform, predicted window by window.
 """
 
 
@@ -102,13 +111,30 @@ def predict_command(
                                             "object more than this covered by better ones."),
     min_stuff_area: int = typer.Option(64, "--min-stuff-area", help="Panoptic: smallest stuff "
                                        "segment in pixels."),
+    bands: str = typer.Option(None, "--bands", help="GeoTIFF bands to use, 1-based, e.g. 4,3,2."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
     """Predict masks (indexed PNG), objects and overlays for images and folders; with --things
-    or --panoptic, panoptic segments (COCO panoptic)."""
+    or --panoptic, panoptic segments (COCO panoptic); NIfTI volumes by 3-D sliding window."""
     require("deep", what="segflow predict")
+    from segflow.cli.volume import split_volumes
+    from segflow.io import list_images
     from segflow.predict.predictor import Predictor
 
+    volumes, images = split_volumes(inputs)
+    if volumes and not (images and list_images(images)):  # NIfTI / DICOM: NAME_mask.nii.gz
+        from segflow.volume.predict import predict_volumes
+
+        written, failures = predict_volumes(checkpoint, volumes, out, device=device)
+        if json_out:
+            emit_json({"outputs": written, "errors": failures})
+        else:
+            console.print(f"{len(written)} volume masks -> {out}")
+        for f in failures:
+            error_line(f, "failed")
+        if failures:
+            raise typer.Exit(1)
+        return
     pr = Predictor(checkpoint, device=device)
     progress = not json_out and sys.stderr.isatty()
     if things is not None or panoptic:
@@ -118,8 +144,10 @@ def predict_command(
             overlap=overlap, tta=tta, score_threshold=score_threshold,
             overlap_threshold=overlap_threshold, min_stuff_area=min_stuff_area)
     else:
+        from segflow.geo.options import parse_bands
+
         written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                                   progress=progress)
+                                   progress=progress, raster={"bands": parse_bands(bands)})
     if json_out:
         emit_json({"outputs": written, "errors": failures})
     else:

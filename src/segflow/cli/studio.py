@@ -22,15 +22,18 @@ EPILOG = """
 
     segflow studio --data /srv/studio --db postgresql://studio@127.0.0.1/studio --port 8080
 
+    segflow studio --token-ttl-days 7 --rate-limit-storage redis://127.0.0.1:6379
+    segflow studio --db postgresql://studio@127.0.0.1/studio --workers 4 --secure-cookies
+
 The API is documented at /docs (OpenAPI). Images are stored under DATA/images by content hash.
 """
 
 
-def _app(db: str | None, data: Path):
+def _app(db: str | None, data: Path, **kw):
     require("studio", what="segflow studio")
     from segflow.studio.app import create_app
 
-    return create_app(db, data)
+    return create_app(db, data, **kw)
 
 
 @app.callback(invoke_without_command=True, epilog=EPILOG)
@@ -42,12 +45,37 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port."),
     demo: bool = typer.Option(False, "--demo", help="Create the demo project and users first."),
+    token_ttl_days: float = typer.Option(30, "--token-ttl-days", help="Lifetime of API bearer "
+                                         "tokens, in days."),
+    rate_limit_storage: str = typer.Option("memory://", "--rate-limit-storage", help="Where failed "
+                                           "logins are counted: memory:// (one process) or "
+                                           "redis://host:6379 (shared by several workers)."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes (PostgreSQL only; SQLite serves one)."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies",
+                                        help="Mark cookies Secure: the studio is behind TLS. "
+                                             "Automatic for requests a trusted proxy forwards "
+                                             "with X-Forwarded-Proto: https."),
+    forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
+                                            help="Proxies trusted for X-Forwarded-Proto/-For "
+                                                 "(comma-separated IPs)."),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
         return
-    application = _app(db, data)
     import uvicorn
+
+    from segflow.errors import SegflowError
+    from segflow.studio.db import normalize_url
+
+    if workers > 1 and (db is None or normalize_url(db).startswith("sqlite")):
+        raise SegflowError("--workers: SQLite serves one process (one writer at a time); use "
+                           "--db postgresql://... for several workers")
+    if workers > 1 and rate_limit_storage.startswith("memory"):
+        console.print("note: with --rate-limit-storage memory:// each worker counts failed logins "
+                      "on its own; give redis://... to share the count")
+    application = _app(db, data, secure_cookies=secure_cookies, token_ttl_days=token_ttl_days,
+                       rate_limit_storage=rate_limit_storage)  # migrates once, before any worker
 
     if demo:
         from segflow.studio.services.demo import seed_demo
@@ -57,15 +85,33 @@ def serve(
         if info.get("created"):
             console.print(f"demo project created; log in as {', '.join(info['users'])} with "
                           f"password {info['password']}")
-    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    console.print(f"segflow studio on http://{host}:{port} (data in {data}; API docs at /docs"
+                  f"{f'; {workers} worker processes' if workers > 1 else ''})")
+    # keep-alive longer than people think between saves (and than a proxy's idle timeout):
+    # with uvicorn's 5 s, a save sent as the server closes the idle connection is reset
+    opts = dict(host=host, port=port, log_level="warning", proxy_headers=True,
+                forwarded_allow_ips=forwarded_allow_ips, timeout_keep_alive=75)
+    if workers == 1:
+        uvicorn.run(application, **opts)
+        return
+    application.state.engine.dispose()
+    # each worker process builds its own app from these (the only way to hand uvicorn's
+    # workers arguments); they are set here, never read as user configuration
+    import os
+
+    os.environ.update(SEGFLOW_STUDIO_DB=db, SEGFLOW_STUDIO_DATA=str(data),
+                      SEGFLOW_STUDIO_SECURE_COOKIES="1" if secure_cookies else "",
+                      SEGFLOW_STUDIO_TOKEN_TTL_DAYS=str(token_ttl_days),
+                      SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage)
+    uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 
 @app.command("create-admin")
 def create_admin(
     username: str = typer.Option(..., "--username", help="The admin's user name."),
     password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
-                                 confirmation_prompt=True, help="At least 8 characters."),
+                                 confirmation_prompt=True,
+                                 help="At least 10 characters, not easy to guess."),
     db: str = typer.Option(None, "--db", help=DB_HELP),
     data: Path = typer.Option(Path("studio-data"), "--data", help="The studio's data folder."),
 ) -> None:
@@ -75,10 +121,12 @@ def create_admin(
 
     from segflow.errors import SegflowError
     from segflow.studio import security
+    from segflow.studio.services.accounts import password_problem
     from segflow.studio.tables import User
 
-    if len(password) < security.MIN_PASSWORD:
-        raise SegflowError(f"--password: at least {security.MIN_PASSWORD} characters")
+    why = password_problem(password, username=username)
+    if why:
+        raise SegflowError(f"--password: {why}")
     application = _app(db, data)
     with application.state.sessions() as s:
         if s.scalar(select(User).where(User.username == username)):

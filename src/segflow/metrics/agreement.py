@@ -143,9 +143,10 @@ def _disk_offsets(d: int) -> np.ndarray:
 def _boundary_mask(c: np.ndarray) -> np.ndarray:
     """uint8 mask (255) of the pixels with an 8-neighbour of another label (the border
     replicated, so the image edge is no boundary)."""
-    lo = cv2.erode(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
-    hi = cv2.dilate(c, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
-    return cv2.bitwise_or(cv2.compare(lo, c, cv2.CMP_NE), cv2.compare(hi, c, cv2.CMP_NE))
+    # Some neighbour differs exactly when the 3x3 maximum and minimum differ: the
+    # morphological gradient is non-zero.
+    grad = cv2.morphologyEx(c, cv2.MORPH_GRADIENT, _KERNEL3, borderType=cv2.BORDER_REPLICATE)
+    return ne(grad, 0)
 
 
 def _with_sentinel(c: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -369,12 +370,17 @@ def _error_kinds_compact(ca: np.ndarray, cr: np.ndarray, n: int, background) -> 
         ids = np.atleast_1d(np.asarray(background))
         if not np.issubdtype(ids.dtype, np.integer) or ids.min() < 0 or ids.max() >= n:
             raise ParameterError(f"background must be class ids 0..{n - 1}, got {background!r}")
-        is_bg = np.zeros(256 if ca.dtype == np.uint8 else 65536, bool)
-        is_bg[ids] = True
-        bg_a, bg_r = is_bg[ca], is_bg[cr]
-        diff = out > 0
-        out[diff & bg_a & ~bg_r] = MISSED
-        out[diff & bg_r & ~bg_a] = OVERPAINTED
+        is_bg = np.zeros(256 if ca.dtype == np.uint8 else 65536, np.uint8)
+        is_bg[ids] = 1
+        if ca.dtype == np.uint8:
+            bg_a, bg_r = cv2.LUT(ca, is_bg), cv2.LUT(cr, is_bg)
+        else:
+            bg_a, bg_r = is_bg[ca], is_bg[cr]
+        # Where they differ: 3 (wrong class), less 2 where only the annotation is background
+        # (missed), less 1 where only the reference is (over-painted). All in uint8.
+        only_a = bg_a & (1 - bg_r)
+        only_r = bg_r & (1 - bg_a)
+        out = (out > 0).view(np.uint8) * (3 - 2 * only_a - only_r)
     return out
 
 

@@ -17,7 +17,7 @@ _LAZY = {
     "create_model": "segflow.models.build", "PadToStride": "segflow.models.build",
     "load_backbone_weights": "segflow.models.build", "UNet": "segflow.models.unet",
     "DeepLabV3Plus": "segflow.models.encoder_decoder", "FPNSeg": "segflow.models.encoder_decoder",
-    "mask_rcnn": "segflow.models.maskrcnn",
+    "mask_rcnn": "segflow.models.maskrcnn", "UNet3D": "segflow.models.unet3d",
 }
 
 

@@ -60,6 +60,8 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in (
               "FPN segmentation head on a torchvision ResNet/MobileNet backbone"),
     ModelInfo("maskrcnn", "segflow.models.maskrcnn:mask_rcnn", "instance", None, False,
               "torchvision Mask R-CNN (ResNet/MobileNet FPN backbones)"),
+    ModelInfo("unet3d", "segflow.models.unet3d:UNet3D", "semantic", None, False,
+              "small 3-D U-Net for NIfTI volumes (pads to its stride itself)"),
 )}
 
 

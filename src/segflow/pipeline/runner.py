@@ -113,6 +113,13 @@ def run_image(
     path = Path(path)
     out_dir = Path(out_dir)
     stem = stem or path.stem
+    if image is None:
+        from segflow.geo import wants_geo
+
+        if wants_geo(path):  # GeoTIFF, or a TIFF over the pixel cap: read by rasterio
+            from segflow.geo.run import run_raster
+
+            return run_raster(spec, path, out_dir, stem=stem, overlay=overlay, save_steps=save_steps)
     img = read_image(path, max_pixels=max_pixels) if image is None else image
     outputs: list[Path] = []
 

@@ -40,9 +40,15 @@ class PipelineSpec:
     name: str
     steps: tuple[Step, ...]
     source: str = "<pipeline>"
+    #: How a GeoTIFF's bands are read (``raster: {bands: [4, 3, 2], stretch: [2, 98]}``);
+    #: a :class:`segflow.geo.options.RasterOptions`, or None for the defaults.
+    raster: Any = None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "steps": [s.to_dict() for s in self.steps]}
+        d = {"name": self.name, "steps": [s.to_dict() for s in self.steps]}
+        if self.raster is not None:
+            d["raster"] = self.raster.model_dump()
+        return d
 
 
 def _allowed(model: type[Params], field: str) -> str:
@@ -122,19 +128,39 @@ def _check_order(steps: list[Step], where: str) -> None:
 def parse_pipeline(data: Any, *, source: str = "<pipeline>", name: str | None = None) -> PipelineSpec:
     """Validate a pipeline given as Python data (the parsed YAML/JSON)."""
     if isinstance(data, dict):
-        unknown = set(data) - {"name", "description", "steps"}
+        unknown = set(data) - {"name", "description", "steps", "raster"}
         if unknown:
             raise ConfigError(
                 f"{source}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
-                "allowed: name, description, steps"
+                "allowed: name, description, steps, raster"
             )
         name = data.get("name", name)
+        raster = _parse_raster(data.get("raster"), source)
         data = data.get("steps")
+    else:
+        raster = None
     if not isinstance(data, list) or not data:
         raise ConfigError(f"{source}: expected a non-empty list of steps under 'steps:'")
     steps = [_parse_step(raw, i, source) for i, raw in enumerate(data, start=1)]
     _check_order(steps, source)
-    return PipelineSpec(name or Path(source).stem, tuple(steps), source)
+    return PipelineSpec(name or Path(source).stem, tuple(steps), source, raster)
+
+
+def _parse_raster(raw: Any, source: str):
+    """The optional ``raster:`` mapping (GeoTIFF band selection and stretch)."""
+    if raw is None:
+        return None
+    from segflow.geo.options import RasterOptions
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: raster: expected a mapping like {{bands: [4, 3, 2]}}, got {raw!r}")
+    try:
+        return RasterOptions.model_validate(raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(x) for x in err["loc"]) or "(raster)"
+        raise ConfigError(f"{source}: raster.{field}: {err['msg']} (got {err.get('input')!r}); "
+                          "allowed fields: bands, stretch") from None
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:

@@ -12,6 +12,9 @@ from segflow.train import checkpoint as ckpt
 
 def export(checkpoint: str | Path, out: str | Path, fmt: str = "onnx", opset: int = 17) -> Path:
     ck = ckpt.load(checkpoint)
+    if ck.get("volume"):
+        raise SegflowError(f"{checkpoint}: volume models (unet3d, 2.5-D) are not exported yet; "
+                           "predict volumes with segflow predict")
     model = ckpt.build_model(ck)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -189,13 +189,17 @@ class Predictor:
         return [str(out / "annotations" / "panoptic_default.json")], failures
 
     def run(self, inputs, out: str | Path, *, tile: int | None = None, overlap: int = 64,
-            tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True):
+            tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True,
+            raster: dict | None = None):
         """Per image: ``_mask.png`` (class ids) and ``_overlay.png``; for checkpoints that make
         objects (:attr:`makes_objects`) also ``_instances.png`` (16-bit object ids) and one
         ``detections.json`` (COCO results, images named by ``file_name``); with ``probs``,
-        ``_probs.npy`` for the plain semantic models."""
+        ``_probs.npy`` for the plain semantic models. GeoTIFFs go to
+        :func:`segflow.geo.predict.predict_raster` (a georeferenced ``_mask.tif``, windowed;
+        ``raster`` holds their band options)."""
         from rich.progress import track
 
+        from segflow.geo import wants_geo
         from segflow.ops.draw import draw_overlay
 
         out = Path(out)
@@ -203,6 +207,12 @@ class Predictor:
         paths = list_images(inputs)
         for p in track(paths, description="predict", disable=not progress):
             try:
+                if wants_geo(p):
+                    from segflow.geo.predict import predict_raster
+
+                    written += predict_raster(self, p, out, tile=tile, overlap=overlap, tta=tta,
+                                              options=raster)
+                    continue
                 img = read_image(p)
             except Exception as e:  # noqa: BLE001 - reported, others go on
                 failures.append(str(e))

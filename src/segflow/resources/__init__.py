@@ -7,8 +7,10 @@ read with :mod:`importlib.resources`, so they work the same from a wheel, a zip 
 from __future__ import annotations
 
 from importlib.resources import files
-from importlib.resources.abc import Traversable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # importlib.resources.abc is Python 3.11+
+    from importlib.resources.abc import Traversable
 
 Kind = Literal["pipelines", "configs"]
 KINDS: tuple[Kind, ...] = ("pipelines", "configs")

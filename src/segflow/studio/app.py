@@ -4,24 +4,76 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from segflow.errors import SegflowError
+from segflow.studio import handlers
 from segflow.studio.db import make_engine, migrate, session_factory
+from segflow.studio.services.jobs import Jobs
 from segflow.studio.services.storage import ImageStore
 
 HERE = Path(__file__).resolve().parent
+
+
+CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; "
+       "script-src 'self'")
+CSP_DOCS = CSP + " 'unsafe-inline'"  # Swagger UI's page starts itself with an inline script
+
+
+class SecurityHeaders:
+    """nosniff, no framing, a CSP on HTML pages, and Secure cookies when configured or when the
+    request came over HTTPS. A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs an
+    extra task and a body copy on every request."""
+
+    def __init__(self, app, *, secure_cookies: bool = False):
+        self.app, self.secure_cookies = app, secure_cookies
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        secure = self.secure_cookies or scope.get("scheme") == "https"
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                extra = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html"):
+                    csp = CSP_DOCS if scope["path"] == "/docs" else CSP
+                    extra.append((b"content-security-policy", csp.encode()))
+                headers += [(k, v) for k, v in extra if k not in names]
+                if secure:
+                    headers = [(k, v + b"; Secure") if k.lower() == b"set-cookie"
+                               and b"; secure" not in v.lower() else (k, v) for k, v in headers]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir) / 'studio.db').resolve()}"
 
 
-def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") -> FastAPI:
-    """Build the app: migrate the database to the newest schema, open the image store."""
+def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", *,
+               token_ttl_days: float = 30, rate_limit_storage: str = "memory://",
+               login_limit_per_user: str = "10/15 minutes",
+               login_limit_per_ip: str = "50/15 minutes", secure_cookies: bool = False) -> FastAPI:
+    """Build the app: migrate the database to the newest schema, open the image store.
+
+    ``token_ttl_days``: lifetime of API bearer tokens. ``rate_limit_storage``: where failed
+    logins are counted, ``memory://`` (one process) or ``redis://host:6379`` (shared by all
+    worker processes); the limits are ``"N/period"`` strings of the ``limits`` library.
+    ``secure_cookies`` marks every cookie Secure (the studio runs behind TLS). Requests that
+    arrive over HTTPS get Secure cookies anyway, including those a trusted proxy forwards
+    with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``)."""
+    from segflow.studio.services.accounts import LoginLimits
+
+    if not (0 < token_ttl_days <= 3650):
+        raise SegflowError(f"token TTL: {token_ttl_days} days; use a number of days from 1 to 3650")
+    limits = LoginLimits(login_limit_per_user, login_limit_per_ip, rate_limit_storage)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(db_url or default_db_url(data_dir))
@@ -30,41 +82,38 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data") 
                   description="Annotation and review of segmentation datasets. Every action of "
                               "the web UI is a call of this API. Browser sessions use cookies "
                               "plus an X-CSRF-Token header; API clients use bearer tokens from "
-                              "POST /api/auth/token.")
+                              "POST /api/auth/token.",
+                  docs_url=None, redoc_url=None)  # /docs is served below, without a CDN
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.data_dir = data_dir
     app.state.store = ImageStore(data_dir)
+    app.state.token_ttl_days = token_ttl_days
+    app.state.login_limits = limits
+    app.state.secure_cookies = secure_cookies
+    app.state.jobs = Jobs(data_dir)
+    handlers.install(app)
 
-    @app.exception_handler(SegflowError)
-    async def _user_error(_: Request, exc: SegflowError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError):
-        e = exc.errors()[0]
-        where = ".".join(str(x) for x in e["loc"] if x != "body")
-        return JSONResponse({"detail": f"{where}: {e['msg']}", "errors": exc.errors()},
-                            status_code=422)
-
-    @app.middleware("http")
-    async def _security_headers(request: Request, call_next):
-        resp = await call_next(request)
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("X-Frame-Options", "DENY")
-        # FastAPI's /docs and /redoc pages load Swagger UI / ReDoc from a CDN: no CSP there
-        if resp.headers.get("content-type", "").startswith("text/html") and \
-                not request.url.path.startswith(("/docs", "/redoc")):
-            resp.headers.setdefault("Content-Security-Policy",
-                                    "default-src 'self'; img-src 'self' blob: data:; "
-                                    "style-src 'self' 'unsafe-inline'; script-src 'self'")
-        return resp
-
-    from segflow.studio.routes import auth, pages, projects, tasks
+    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
+    app.include_router(jobs.router)
     app.include_router(pages.router)
+    docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
+
+
+def app_from_cli() -> FastAPI:
+    """The app of one worker process of ``segflow studio --workers N`` (uvicorn's factory)."""
+    import os
+
+    return create_app(os.environ["SEGFLOW_STUDIO_DB"], os.environ["SEGFLOW_STUDIO_DATA"],
+                      secure_cookies=bool(os.environ.get("SEGFLOW_STUDIO_SECURE_COOKIES")),
+                      token_ttl_days=float(os.environ.get("SEGFLOW_STUDIO_TOKEN_TTL_DAYS", "30")),
+                      rate_limit_storage=os.environ.get("SEGFLOW_STUDIO_RATE_LIMIT_STORAGE",
+                                                        "memory://"))

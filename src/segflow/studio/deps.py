@@ -13,6 +13,7 @@ from segflow.studio import security
 from segflow.studio.tables import AuthToken, Member, Project, Task, User, now
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+REVIEWABLE = ("submitted", "accepted", "rejected")  # the task states a reviewer may see
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -32,22 +33,26 @@ def optional_user(request: Request, db: Session = Depends(get_db)) -> User | Non
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         row = _token_row(db, auth[7:].strip(), "api")
-        if row is None:
-            raise HTTPException(401, "invalid or expired API token; create one with "
-                                     "POST /api/auth/tokens")
-        return db.get(User, row.user_id)
+        user = db.get(User, row.user_id) if row is not None else None
+        if user is None or not user.active:
+            raise HTTPException(401, "invalid, expired or revoked API token; create one with "
+                                     "POST /api/auth/token")
+        request.state.token_id = row.id
+        return user
     cookie = request.cookies.get(security.SESSION_COOKIE)
     if not cookie:
         return None
     row = _token_row(db, cookie, "session")
-    if row is None:
+    user = db.get(User, row.user_id) if row is not None else None
+    if user is None or not user.active:
         return None
     if request.method in UNSAFE:
         sent = request.headers.get(security.CSRF_HEADER, "")
         if not sent or not security.same(sent, row.csrf):
             raise HTTPException(403, "missing or wrong CSRF token: send the segflow_csrf cookie's "
                                      "value in the X-CSRF-Token header")
-    return db.get(User, row.user_id)
+    request.state.token_id = row.id
+    return user
 
 
 def current_user(user: User | None = Depends(optional_user)) -> User:
@@ -85,7 +90,7 @@ def task_for(db: Session, user: User, task_id: int) -> Task:
         return t
     if user.role == "annotator" and t.assignee_id == user.id:
         return t
-    if user.role == "reviewer" and t.state in ("submitted", "accepted", "rejected"):
+    if user.role == "reviewer" and t.state in REVIEWABLE:
         return t
     raise HTTPException(404, f"no task {task_id}")
 

@@ -1,17 +1,30 @@
-"""Request bodies of the REST API (Pydantic); they document themselves in /docs (OpenAPI)."""
+"""Request bodies and parameters of the REST API (Pydantic); they document themselves in /docs
+(OpenAPI). Everything is bounded at the edge: floats are finite, integers fit the database's
+32-bit columns, lists and strings have a maximum length; sizes bounded by the image are checked
+where the image is known (the routes and ``services``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from segflow.formats import FORMAT_NAMES
 from segflow.studio.services.assist import THRESHOLD_TOOL_METHODS
 
+MAX_INT = 2**31 - 1  # the database's INTEGER columns (and the label map's int32 ids)
+MAX_SIDE = 1_000_000  # pixels on one side of an image; the pixel cap bounds the product
+Int = Annotated[int, Field(ge=0, le=MAX_INT)]
+Id = Annotated[int, Field(ge=1, le=MAX_INT)]
+Coord = Annotated[float, Field(ge=-MAX_SIDE, le=MAX_SIDE)]  # finite: Body forbids NaN and inf
+PathId = Annotated[int, Path(ge=1, le=MAX_INT)]
+Version = Annotated[int, Query(ge=0, le=MAX_INT)]
+TaskState = Literal["new", "assigned", "submitted", "rejected", "accepted"]
+
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Login(Body):
@@ -21,12 +34,29 @@ class Login(Body):
 
 class TokenRequest(Login):
     name: str = Field("api", max_length=100)
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="lifetime; at most "
+                                        "the studio's token TTL, which is also the default")
 
 
 class NewUser(Body):
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-@]+$")
-    password: str = Field(min_length=8, max_length=200)
+    password: str = Field(min_length=1, max_length=200, description="10+ characters, not easy "
+                                                                   "to guess (zxcvbn score >= 3)")
     role: Literal["admin", "manager", "annotator", "reviewer"]
+
+
+class PasswordChange(Body):
+    old_password: str = Field(min_length=1, max_length=200)
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class PasswordReset(Body):
+    new_password: str = Field(min_length=1, max_length=200)
+
+
+class UserUpdate(Body):
+    active: bool = Field(description="false: the user cannot log in; their sessions and tokens "
+                                     "are revoked")
 
 
 class ClassIn(Body):
@@ -45,73 +75,86 @@ class Brief(Body):
     goals: str = Field("", max_length=20000)
     target_metric: Literal["miou", "pq", "ap50", "ap", "dice"] = "miou"
     target_threshold: float = Field(0.8, ge=0, le=1)
-    image_count: int = Field(0, ge=0)
-    domains: list[str] = Field(default_factory=list)
-    schema_: list[ClassIn] = Field(alias="schema", min_length=1)
+    image_count: int = Field(0, ge=0, le=MAX_INT)
+    domains: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
+    schema_: list[ClassIn] = Field(alias="schema", min_length=1, max_length=1000)
 
 
 class Members(Body):
-    user_ids: list[int]
+    user_ids: list[Id] = Field(max_length=10000)
+
+
+class GuidelineExample(Body):
+    image_id: Id
+    kind: Literal["good", "bad"]
+    caption: str = Field("", max_length=500)
 
 
 class GuidelineIn(Body):
     markdown: str = Field(min_length=1, max_length=200000)
-    examples: list[dict] = Field(default_factory=list,
-                                 description="[{image_id, kind: good|bad, caption}]")
+    examples: list[GuidelineExample] = Field(default_factory=list, max_length=1000,
+                                             description="[{image_id, kind: good|bad, caption}]")
 
 
 class ImportFolder(Body):
-    path: str = Field(description="a folder on the server: images, or a dataset in any format "
+    path: str = Field(min_length=1, max_length=4096,
+                      description="a folder on the server: images, or a dataset in any format "
                                   "segflow reads (its labels become pre-labels)")
-    format: str | None = Field(None, description="dataset format; auto-detected when omitted")
+    format: str | None = Field(None, max_length=32,
+                               description="dataset format; auto-detected when omitted")
 
 
 class Prelabel(Body):
     mode: Literal["none", "pipeline", "checkpoint"] = "none"
-    pipeline: str | None = Field(None, description="pipeline name or 'auto' (segflow inspect "
-                                                   "suggests one from the images)")
-    checkpoint: str | None = Field(None, description="path of a trained checkpoint on the server")
-    class_id: int | None = Field(None, description="class given to pipeline foreground regions")
+    pipeline: str | None = Field(None, max_length=200,
+                                 description="pipeline name or 'auto' (segflow inspect "
+                                             "suggests one from the images)")
+    checkpoint: str | None = Field(None, max_length=4096,
+                                   description="path of a trained checkpoint on the server")
+    class_id: int | None = Field(None, ge=0, le=65535,
+                                 description="class given to pipeline foreground regions")
     apply: bool = Field(True, description="pre-label the project's tasks that have no labels yet")
 
 
 class Assign(Body):
     mode: Literal["balanced", "manual"] = "balanced"
-    user_ids: list[int] | None = None
-    task_ids: list[int] | None = None
+    user_ids: list[Id] | None = Field(None, max_length=10000)
+    task_ids: list[Id] | None = Field(None, max_length=1_000_000)
 
 
 class Segment(Body):
-    id: int
-    category_id: int
-    iscrowd: int = 0
+    id: Id
+    category_id: int = Field(ge=0, le=65535)
+    iscrowd: int = Field(0, ge=0, le=1)
 
 
 class AnnotationIn(Body):
-    base_version: int = Field(ge=0, description="the version the edit started from; a newer "
+    base_version: int = Field(ge=0, le=MAX_INT, description="the version the edit started from; a newer "
                                                 "version on the server gives 409")
-    width: int
-    height: int
-    runs: list[int] = Field(description="row-major runs of segment ids: [id, length, ...]")
-    segments: list[Segment]
+    width: int = Field(ge=1, le=MAX_SIDE)
+    height: int = Field(ge=1, le=MAX_SIDE)
+    runs: list[int] = Field(description="row-major runs of segment ids: [id, length, ...], ids "
+                                        "0..2^31-1, lengths 1..width*height summing to "
+                                        "width*height")
+    segments: list[Segment] = Field(max_length=1_000_000)
     seconds: float = Field(0.0, ge=0, le=86400, description="editing time since the last save")
 
 
 class CommentIn(Body):
     text: str = Field(min_length=1, max_length=5000)
-    x: float | None = None
-    y: float | None = None
+    x: float | None = Field(None, ge=0, le=MAX_SIDE)
+    y: float | None = Field(None, ge=0, le=MAX_SIDE)
 
 
 class Review(Body):
     decision: Literal["accept", "reject"]
-    comments: list[CommentIn] = Field(default_factory=list)
+    comments: list[CommentIn] = Field(default_factory=list, max_length=1000)
 
 
 class Assist(Body):
     tool: Literal["threshold", "kmeans", "grabcut", "superpixel"]
-    point: tuple[float, float] | None = None
-    box: tuple[float, float, float, float] | None = Field(None, description="x, y, w, h")
+    point: tuple[Coord, Coord] | None = None
+    box: tuple[Coord, Coord, Coord, Coord] | None = Field(None, description="x, y, w, h")
     method: Literal[THRESHOLD_TOOL_METHODS] = "otsu"  # type: ignore[valid-type]
     k: int = Field(4, ge=2, le=16)
     n_segments: int = Field(400, ge=10, le=20000)

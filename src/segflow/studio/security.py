@@ -20,11 +20,21 @@ _hasher = PasswordHasher()
 SESSION_COOKIE = "segflow_session"
 CSRF_COOKIE = "segflow_csrf"
 CSRF_HEADER = "x-csrf-token"
-MIN_PASSWORD = 8
+MIN_PASSWORD = 10  # the policy itself (length and zxcvbn strength): services/accounts.py
+_dummy: str | None = None
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
+
+
+def dummy_hash() -> str:
+    """An argon2 hash with the same parameters as real ones, to verify against when the user
+    does not exist: a login then takes as long for unknown names as for known ones."""
+    global _dummy
+    if _dummy is None:
+        _dummy = _hasher.hash(secrets.token_urlsafe(16))
+    return _dummy
 
 
 def verify_password(stored: str, password: str) -> bool:

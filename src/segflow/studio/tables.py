@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false, true
 from sqlalchemy.types import DateTime
 
 
@@ -39,6 +41,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # a deactivated user cannot log in, and their sessions and tokens stop working
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class AuthToken(Base):
@@ -128,6 +132,9 @@ class Task(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)  # latest annotation version
     seconds_spent: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # the latest version is the pre-labels exactly (none saved, or saved without a human edit)
+    prelabel_untouched: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
 
 
 class Annotation(Base):
@@ -182,3 +189,25 @@ class DatasetVersion(Base):
     path: Mapped[str] = mapped_column(String(500))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+AUDIT_KINDS = ("login_ok", "login_failed", "login_rate_limited", "logout", "token_created",
+               "token_revoked", "password_changed", "password_reset", "user_created",
+               "user_deactivated", "user_activated")
+
+
+class AuditEvent(Base):
+    """Who did what to an account, and from where: logins (ok, failed, rate-limited), tokens,
+    passwords and users. ``username`` keeps the name tried even when no such user exists."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # one of AUDIT_KINDS
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                 nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                nullable=True)  # the account concerned
+    username: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[str] = mapped_column(String(500), default="")

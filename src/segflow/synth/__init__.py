@@ -12,7 +12,7 @@ import numpy as np
 
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
-from segflow.synth import aerial, agriculture, medical, retail, street
+from segflow.synth import aerial, agriculture, medical, medical3d, retail, street
 from segflow.synth.base import Canvas, Difficulty, Sample
 
 #: domain name -> (generator, label schema, default object count at 256x256)
@@ -22,6 +22,11 @@ DOMAINS: dict[str, tuple[Callable[[Canvas, int, int], Sample], LabelSchema, int]
     "medical": (medical.make, medical.SCHEMA, 3),
     "aerial": (aerial.make, aerial.SCHEMA, 14),
     "retail": (retail.make, retail.SCHEMA, 18),
+}
+
+#: 3-D domains (written as NIfTI volumes by ``segflow data synth``): name -> (exporter, schema)
+VOLUME_DOMAINS = {
+    "medical3d": (medical3d.export_volumes, medical3d.SCHEMA),
 }
 
 
@@ -74,4 +79,4 @@ def synthesize(
     return make(Canvas(h, w, rng, diff), n_objects, seed)
 
 
-__all__ = ["DOMAINS", "Difficulty", "Sample", "schema_of", "synthesize"]
+__all__ = ["DOMAINS", "VOLUME_DOMAINS", "Difficulty", "Sample", "schema_of", "synthesize"]

@@ -8,8 +8,9 @@ from segflow.errors import SegflowError
 from segflow.formats import FORMATS, Sample, get_format, write_dataset
 from segflow.synth import DOMAINS, synthesize
 
-#: Synthetic sets can be written in every format (each holds what it can of the scenes).
-EXPORT_FORMATS = tuple(FORMATS)
+#: Synthetic sets can be written in every format (each holds what it can of the scenes), and as
+#: georeferenced GeoTIFFs (the geo extra).
+EXPORT_FORMATS = (*FORMATS, "geotiff")
 
 
 def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: int = 256,
@@ -17,8 +18,12 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
                      n_objects: int | None = None, progress: bool = True) -> Path:
     """Generate ``n`` scenes of ``domain`` and write them to ``out`` as ``fmt``."""
     if domain not in DOMAINS:
-        raise SegflowError(f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}")
-    get_format(fmt)
+        from segflow.synth import VOLUME_DOMAINS
+
+        raise SegflowError(f"unknown domain {domain!r}; use one of "
+                           f"{', '.join([*DOMAINS, *VOLUME_DOMAINS])}")
+    if fmt != "geotiff":
+        get_format(fmt)
     if n < 1:
         raise SegflowError(f"-n must be at least 1, got {n}")
     out = Path(out)
@@ -35,6 +40,12 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
                              s.semantic)
                 bar.advance(task)
 
+    if fmt == "geotiff":  # RGB and class-id GeoTIFFs at made-up UTM coordinates
+        from segflow.geo import synth as geo_synth
+
+        geo_synth.write(out, schema, ((s.name, s.image, s.semantic.ids) for s in samples()),
+                        seed=seed, size=size)
+        return out
     write_dataset(out, fmt, schema, samples(),
                   meta={"domain": domain, "seed": seed, "size": size, "difficulty": difficulty})
     return out

@@ -80,6 +80,24 @@ class TrainLoopConfig(Strict):
     log_every: int = Field(10, ge=1)
 
 
+class VolumeConfig(Strict):
+    """Training on NIfTI volumes (a folder with images/, labels/ and schema.json, as
+    ``segflow data synth medical3d`` writes). With model ``unet`` it is a 2.5-D U-Net: each
+    slice (along the last voxel axis) with ``context`` neighbouring slices on each side as
+    channels; with ``unet3d`` patches of ``patch`` voxels."""
+
+    context: int = Field(2, ge=0, le=8)
+    patch: tuple[int, int, int] = (64, 64, 32)
+    window: tuple[float, float] | None = Field(
+        (40.0, 400.0), description="(level, width) of the intensity window mapped to 0..1 (CT "
+        "HU); null: each volume's 0.5-99.5 percentiles (MR)")
+    samples_per_volume: int = Field(8, ge=1, description="slices or patches per volume per epoch")
+    foreground_fraction: float = Field(0.5, ge=0, le=1, description="share of samples centred "
+                                       "on a labelled voxel")
+    overlap: float = Field(0.5, ge=0, lt=1, description="sliding-window overlap at validation "
+                           "and prediction (3-D)")
+
+
 class TrainConfig(Strict):
     name: str = "run"
     task: Task = "semantic"
@@ -92,9 +110,14 @@ class TrainConfig(Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     augment: AugmentConfig = AugmentConfig()
     train: TrainLoopConfig = TrainLoopConfig()
+    volume: VolumeConfig | None = None
 
     @model_validator(mode="after")
     def _check(self):
+        if self.model.name == "unet3d" and self.volume is None:
+            self.volume = VolumeConfig()
+        if self.volume is not None and self.model.name not in ("unet", "unet3d"):
+            raise ValueError("volume training needs model unet (2.5-D) or unet3d")
         lo, hi = self.augment.scale
         if not 0 < lo <= hi:
             raise ValueError("augment.scale must be [min, max] with 0 < min <= max")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
@@ -39,9 +39,20 @@ def project_page(pid: int, request: Request, user: User | None = Depends(optiona
 
 @router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
 def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
-    return _page(request, user, "editor.html", tid=tid)
+    import json
+
+    from segflow.studio.services.workflow import TOOL_KEYS
+
+    return _page(request, user, "editor.html", tid=tid, tool_keys=json.dumps(TOOL_KEYS))
 
 
 @router.get("/tasks/{tid}/review", response_class=HTMLResponse)
 def review_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
     return _page(request, user, "review.html", tid=tid)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, user: User | None = Depends(optional_user)):
+    if user is not None and user.role != "admin":
+        raise HTTPException(403, "the audit log is for admins")
+    return _page(request, user, "audit.html")

@@ -3,16 +3,26 @@ export."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
-from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp
-from segflow.studio.schemas import Assign, Brief, ExportIn, GuidelineIn, ImportFolder, Members, Prelabel
-from segflow.studio.services import dashboard, workflow
+from segflow.studio.deps import REVIEWABLE, current_user, get_db, project_for, require_role, stamp
+from segflow.studio.schemas import (
+    Assign,
+    Brief,
+    ExportIn,
+    GuidelineIn,
+    ImportFolder,
+    Members,
+    PathId,
+    Prelabel,
+    TaskState,
+)
+from segflow.studio.services import dashboard, jobs, workflow
 from segflow.studio.services.export import export_project, zip_version
 from segflow.studio.tables import (
     Acknowledgement,
@@ -48,10 +58,8 @@ def latest_guideline(db: Session, project_id: int) -> Guideline | None:
 
 def _schema(body: Brief) -> list[dict]:
     classes = [c.model_dump() for c in body.schema_]
-    keys = [c["hotkey"] for c in classes if c["hotkey"]]
-    if len(set(keys)) != len(keys):
-        raise HTTPException(422, "schema: hotkeys must be unique")
     try:
+        workflow.check_hotkeys(classes)
         return LabelSchema.from_list(classes).to_list()
     except SegflowError as e:
         raise HTTPException(422, f"schema: {e}") from None
@@ -88,12 +96,12 @@ def create_project(body: Brief, user: User = Depends(current_user),
 
 
 @router.get("/{pid}", summary="A project's brief and state")
-def get_project(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def get_project(pid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     return project_json(db, project_for(db, user, pid))
 
 
 @router.put("/{pid}/brief", summary="Change the brief (admin, manager)")
-def update_brief(pid: int, body: Brief, user: User = Depends(current_user),
+def update_brief(pid: PathId, body: Brief, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     old = {c["id"] for c in p.schema}
@@ -108,7 +116,7 @@ def update_brief(pid: int, body: Brief, user: User = Depends(current_user),
 
 
 @router.post("/{pid}/members", summary="Add members (admin, manager)")
-def add_members(pid: int, body: Members, user: User = Depends(current_user),
+def add_members(pid: PathId, body: Members, user: User = Depends(current_user),
                 db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid, manage=True)
     for uid in body.user_ids:
@@ -133,7 +141,7 @@ def guideline_json(db: Session, g: Guideline, user: User) -> dict:
 
 
 @router.get("/{pid}/guidelines", summary="All guideline versions, newest first")
-def list_guidelines(pid: int, user: User = Depends(current_user),
+def list_guidelines(pid: PathId, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> list[dict]:
     project_for(db, user, pid)
     return [guideline_json(db, g, user) for g in db.scalars(
@@ -142,26 +150,25 @@ def list_guidelines(pid: int, user: User = Depends(current_user),
 
 @router.post("/{pid}/guidelines", status_code=201,
              summary="Publish a new guideline version (admin, manager)")
-def add_guideline(pid: int, body: GuidelineIn, user: User = Depends(current_user),
+def add_guideline(pid: PathId, body: GuidelineIn, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid, manage=True)
     for k, ex in enumerate(body.examples):
-        img = db.get(Image, ex.get("image_id", -1)) if isinstance(ex.get("image_id"), int) else None
-        if img is None or img.project_id != pid or ex.get("kind") not in ("good", "bad"):
+        img = db.get(Image, ex.image_id)
+        if img is None or img.project_id != pid:
             raise HTTPException(422, f"examples[{k}]: needs image_id of an image of this project "
                                      "and kind good or bad")
     last = latest_guideline(db, pid)
     g = Guideline(project_id=pid, version=(last.version + 1) if last else 1,
                   markdown=body.markdown, created_by=user.id,
-                  examples=[{"image_id": e["image_id"], "kind": e["kind"],
-                             "caption": str(e.get("caption", ""))[:500]} for e in body.examples])
+                  examples=[e.model_dump() for e in body.examples])
     db.add(g)
     db.commit()
     return guideline_json(db, g, user)
 
 
 @router.post("/{pid}/guidelines/{version}/ack", summary="Acknowledge a guideline version")
-def ack_guideline(pid: int, version: int, user: User = Depends(current_user),
+def ack_guideline(pid: PathId, version: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     g = db.scalar(select(Guideline).where(Guideline.project_id == pid,
@@ -174,7 +181,7 @@ def ack_guideline(pid: int, version: int, user: User = Depends(current_user),
     return {"acknowledged": version}
 
 
-def require_ack(db: Session, user: User, pid: int) -> None:
+def require_ack(db: Session, user: User, pid: PathId) -> None:
     g = latest_guideline(db, pid)
     if user.role == "annotator" and g and db.get(Acknowledgement, (user.id, pid, g.version)) is None:
         raise HTTPException(403, f"read and acknowledge guidelines version {g.version} first")
@@ -183,66 +190,108 @@ def require_ack(db: Session, user: User, pid: int) -> None:
 # ---- images, import, pre-labels, assignment ------------------------------------------------
 
 
+def answer(st: dict, response: Response) -> dict:
+    """A job's outcome as this request's answer (``services.jobs.outcome``)."""
+    code, body = jobs.outcome(st)
+    if code >= 400:
+        raise HTTPException(code, body["detail"])
+    response.status_code = code if code == 202 else response.status_code
+    return body
+
+
+WAIT = Query(2.0, ge=0, le=60, description="seconds to wait for the work to finish; after "
+                                           "that the answer is 202 with a job to poll")
+
+
+def _prelabel_job(request: Request, p: Project, user: User, task_ids=None) -> dict | None:
+    """Pre-label the project's unlabelled tasks in the background (None: pre-labels are off)."""
+    if (p.prelabel or {}).get("mode", "none") == "none":
+        return None
+    app, pid = request.app, p.id
+
+    def work(progress):
+        with app.state.sessions() as db:
+            proj = db.get(Project, pid)
+            return {"prelabel": proj.prelabel, "prelabelled": workflow.apply_prelabels(
+                db, app.state.store, proj, task_ids=task_ids, progress=progress)}
+
+    return app.state.jobs.submit("prelabel", work, project_id=pid, user_id=user.id)
+
+
 @router.post("/{pid}/images", status_code=201, summary="Upload images (admin, manager)")
-def upload_images(pid: int, request: Request, files: list[UploadFile] = File(...),
+def upload_images(pid: PathId, request: Request, files: list[UploadFile] = File(...),
                   user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+    """Each file is added on its own; the ones that cannot be read are listed in ``failed``
+    (400 when none could be added). Pre-labels, when the project has them, are computed
+    afterwards in a job (``prelabel_job``)."""
     # a plain def: FastAPI runs it in the thread pool, so decoding images never blocks the loop
     p = project_for(db, user, pid, manage=True)
-    store = request.app.state.store
-    added, skipped = [], 0
-    for f in files:
-        data = f.file.read()
-        try:
-            t = workflow.add_image(db, store, p, data, f.filename or "image")
-        except SegflowError as e:
-            db.rollback()
-            raise HTTPException(400, str(e)) from None
-        if t is None:
-            skipped += 1
-        else:
-            added.append(t.id)
-    db.commit()
-    return {"added": len(added), "task_ids": added, "skipped_duplicates": skipped}
+    out = workflow.add_images(db, request.app.state.store, p,
+                              [(f.filename or "image", f.file.read) for f in files])
+    if out["failed"] and not out["added"] and not out["skipped_duplicates"]:
+        raise HTTPException(400, "; ".join(f["error"] for f in out["failed"][:5]))
+    out["prelabel_job"] = _prelabel_job(request, p, user, out["task_ids"]) if out["added"] else None
+    return out
 
 
-@router.post("/{pid}/import", summary="Import a server folder or dataset (admin, manager)")
-def import_folder(pid: int, body: ImportFolder, request: Request,
-                  user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+@router.post("/{pid}/import", summary="Import a server folder or dataset (admin); unreadable "
+                                      "files are reported in 'failed', the others imported")
+def import_folder(pid: PathId, body: ImportFolder, request: Request, response: Response,
+                  wait: float = WAIT, user: User = Depends(current_user),
+                  db: Session = Depends(get_db)) -> dict:
     require_role(user, "admin")  # reading server paths is for admins only
     p = project_for(db, user, pid, manage=True)
     try:
-        return workflow.import_folder(db, request.app.state.store, p, body.path, body.format)
+        workflow.check_folder(body.path)
     except SegflowError as e:
-        db.rollback()
         raise HTTPException(400, str(e)) from None
+    app = request.app
+
+    def work(progress):
+        with app.state.sessions() as s:
+            proj = s.get(Project, pid)
+            out = workflow.import_folder(s, app.state.store, proj, body.path, body.format,
+                                         progress=progress)
+            if out["added"] and (proj.prelabel or {}).get("mode", "none") != "none":
+                out["prelabelled"] = workflow.apply_prelabels(s, app.state.store, proj,
+                                                              task_ids=out["task_ids"])
+            return out
+
+    st = app.state.jobs.submit("import", work, project_id=p.id, user_id=user.id)
+    return answer(app.state.jobs.wait(st["id"], wait), response)
 
 
-@router.put("/{pid}/prelabel", summary="Choose pre-labelling (admin, manager)")
-def set_prelabel(pid: int, body: Prelabel, request: Request, user: User = Depends(current_user),
+@router.put("/{pid}/prelabel", summary="Choose pre-labelling (admin, manager); the project's "
+                                       "unlabelled tasks are pre-labelled in a job")
+def set_prelabel(pid: PathId, body: Prelabel, request: Request, response: Response,
+                 wait: float = WAIT, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     if body.mode == "checkpoint":
         require_role(user, "admin")  # a server path
-    sample = None
-    first = db.scalar(select(Image).where(Image.project_id == pid).order_by(Image.id).limit(1))
-    if first is not None:
-        sample = request.app.state.store.read(first.sha256, first.ext)
     cfg = body.model_dump(exclude={"apply"})
     if cfg["class_id"] is not None and cfg["class_id"] not in {c["id"] for c in p.schema}:
         raise HTTPException(422, f"class_id: {cfg['class_id']} is not a class of the project")
-    p.prelabel = cfg
-    try:
-        p.prelabel = workflow.resolve_prelabel(p, sample)
-        n = workflow.apply_prelabels(db, request.app.state.store, p) if body.apply else 0
-    except SegflowError as e:
-        db.rollback()
-        raise HTTPException(400, str(e)) from None
-    db.commit()
-    return {"prelabel": p.prelabel, "prelabelled": n}
+    app, apply = request.app, body.apply
+
+    def work(progress):  # 'auto' reads an image and characterises it: not in the request
+        with app.state.sessions() as s:
+            proj = s.get(Project, pid)
+            first = s.scalar(select(Image).where(Image.project_id == pid).order_by(Image.id)
+                             .limit(1))
+            sample = app.state.store.read(first.sha256, first.ext) if first is not None else None
+            proj.prelabel = cfg
+            proj.prelabel = workflow.resolve_prelabel(proj, sample)
+            s.commit()
+            n = workflow.apply_prelabels(s, app.state.store, proj, progress=progress) if apply else 0
+            return {"prelabel": proj.prelabel, "prelabelled": n}
+
+    st = app.state.jobs.submit("prelabel", work, project_id=p.id, user_id=user.id)
+    return answer(app.state.jobs.wait(st["id"], wait), response)
 
 
 @router.post("/{pid}/assign", summary="Assign tasks, balanced or by hand (admin, manager)")
-def assign(pid: int, body: Assign, user: User = Depends(current_user),
+def assign(pid: PathId, body: Assign, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     try:
@@ -255,7 +304,7 @@ def assign(pid: int, body: Assign, user: User = Depends(current_user),
 
 @router.get("/{pid}/tasks", summary="Tasks: all (managers), mine (annotators), to review "
                                     "(reviewers)")
-def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_user),
+def list_tasks(pid: PathId, state: TaskState | None = None, user: User = Depends(current_user),
                db: Session = Depends(get_db)) -> list[dict]:
     from segflow.studio.routes.tasks import task_json
 
@@ -264,14 +313,14 @@ def list_tasks(pid: int, state: str | None = None, user: User = Depends(current_
     if user.role == "annotator":
         q = q.where(Task.assignee_id == user.id)
     elif user.role == "reviewer":
-        q = q.where(Task.state.in_(("submitted", "accepted", "rejected")))
+        q = q.where(Task.state.in_(REVIEWABLE))
     if state:
         q = q.where(Task.state == state)
     return [task_json(db, t) for t in db.scalars(q)]
 
 
 @router.get("/{pid}/review-queue", summary="Submitted tasks a reviewer may review")
-def review_queue(pid: int, user: User = Depends(current_user),
+def review_queue(pid: PathId, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> list[dict]:
     from segflow.studio.routes.tasks import task_json
 
@@ -286,7 +335,7 @@ def review_queue(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/dashboard", summary="Progress: states, throughput, rejection rate, time")
-def get_dashboard(pid: int, user: User = Depends(current_user),
+def get_dashboard(pid: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     require_role(user, "admin", "manager", "reviewer")
@@ -294,7 +343,7 @@ def get_dashboard(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/dashboard.png", summary="Progress charts", response_class=Response)
-def dashboard_png(pid: int, user: User = Depends(current_user),
+def dashboard_png(pid: PathId, user: User = Depends(current_user),
                   db: Session = Depends(get_db)) -> Response:
     project_for(db, user, pid)
     require_role(user, "admin", "manager", "reviewer")
@@ -303,15 +352,20 @@ def dashboard_png(pid: int, user: User = Depends(current_user),
 
 @router.post("/{pid}/export", status_code=201,
              summary="Export accepted annotations as a dataset version (admin, manager)")
-def export(pid: int, body: ExportIn, request: Request, user: User = Depends(current_user),
-           db: Session = Depends(get_db)) -> dict:
+def export(pid: PathId, body: ExportIn, request: Request, response: Response, wait: float = WAIT,
+           user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
-    try:
-        dv = export_project(db, request.app.state.store, request.app.state.data_dir, p,
-                            body.format, user.id)
-    except SegflowError as e:
-        raise HTTPException(400, str(e)) from None
-    return version_json(dv)
+    app, uid = request.app, user.id
+
+    def work(progress):
+        with app.state.sessions() as s:
+            dv = export_project(s, app.state.store, app.state.data_dir, s.get(Project, pid),
+                                body.format, uid, progress=progress)
+            zip_version(dv)  # the download's archive, built here rather than in a GET
+            return version_json(dv)
+
+    st = app.state.jobs.submit("export", work, project_id=p.id, user_id=uid)
+    return answer(app.state.jobs.wait(st["id"], wait), response)
 
 
 def version_json(dv: DatasetVersion) -> dict:
@@ -321,7 +375,7 @@ def version_json(dv: DatasetVersion) -> dict:
 
 
 @router.get("/{pid}/exports", summary="Dataset versions exported so far")
-def list_exports(pid: int, user: User = Depends(current_user),
+def list_exports(pid: PathId, user: User = Depends(current_user),
                  db: Session = Depends(get_db)) -> list[dict]:
     project_for(db, user, pid, manage=True)
     return [version_json(d) for d in db.scalars(select(DatasetVersion).where(
@@ -329,7 +383,7 @@ def list_exports(pid: int, user: User = Depends(current_user),
 
 
 @router.get("/{pid}/exports/{vid}.zip", summary="Download a dataset version")
-def download_export(pid: int, vid: int, user: User = Depends(current_user),
+def download_export(pid: PathId, vid: PathId, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> FileResponse:
     project_for(db, user, pid, manage=True)
     dv = db.get(DatasetVersion, vid)

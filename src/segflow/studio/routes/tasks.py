@@ -13,9 +13,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
-from segflow.studio.deps import current_user, get_db, project_for, require_role, stamp, task_for
+from segflow.studio.deps import (
+    REVIEWABLE,
+    current_user,
+    get_db,
+    project_for,
+    require_role,
+    stamp,
+    task_for,
+)
 from segflow.studio.routes.projects import require_ack
-from segflow.studio.schemas import AnnotationIn, Assist, Review
+from segflow.studio.schemas import AnnotationIn, Assist, PathId, Review, Version
 from segflow.studio.services import masks
 from segflow.studio.services.workflow import project_schema
 from segflow.studio.tables import Annotation, Comment, Event, Image, Project, Task, User, now
@@ -37,11 +45,13 @@ def task_json(db: Session, t: Task) -> dict:
             "reviewer_id": t.reviewer_id, "reviewer": names.get(t.reviewer_id),
             "image": {"id": img.id, "filename": img.filename, "width": img.width,
                       "height": img.height, "url": f"/api/images/{img.id}"},
-            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at)}
+            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at),
+            # the labels are the pre-labels exactly: nobody edited them (shown in review)
+            "untouched_prelabel": t.prelabel_untouched}
 
 
 @router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators)")
-def next_task(pid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def next_task(pid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     project_for(db, user, pid)
     require_role(user, "annotator")
     require_ack(db, user, pid)
@@ -54,24 +64,28 @@ def next_task(pid: int, user: User = Depends(current_user), db: Session = Depend
 
 
 @router.get("/tasks/{tid}", summary="A task")
-def get_task(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def get_task(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     return task_json(db, task_for(db, user, tid))
 
 
 @router.get("/images/{iid}", summary="An image (8-bit PNG/JPEG for the browser)")
-def get_image(iid: int, request: Request, user: User = Depends(current_user),
+def get_image(iid: PathId, request: Request, user: User = Depends(current_user),
               db: Session = Depends(get_db)):
     img = db.get(Image, iid)
     if img is None:
         raise HTTPException(404, f"no image {iid}")
     project_for(db, user, img.project_id)
-    if user.role == "annotator":  # only the images of their own tasks (and guideline examples)
-        own = db.scalar(select(Task.id).where(Task.image_id == iid, Task.assignee_id == user.id))
+    if user.role in ("annotator", "reviewer"):
+        # annotators: the images of their own tasks; reviewers: of tasks submitted for review
+        # (as task_for); both: guideline examples
+        q = select(Task.id).where(Task.image_id == iid)
+        q = q.where(Task.assignee_id == user.id) if user.role == "annotator" else \
+            q.where(Task.state.in_(REVIEWABLE))
         from segflow.studio.tables import Guideline
 
         ex = any(e.get("image_id") == iid for g in db.scalars(
             select(Guideline).where(Guideline.project_id == img.project_id)) for e in g.examples)
-        if own is None and not ex:
+        if db.scalar(q.limit(1)) is None and not ex:
             raise HTTPException(404, f"no image {iid}")
     store = request.app.state.store
     path = store.path(img.sha256, img.ext)
@@ -96,7 +110,7 @@ def _annotation(db: Session, t: Task, version: int | None) -> Annotation | None:
 
 
 @router.get("/tasks/{tid}/annotation", summary="The labels (latest or ?version=N) as runs")
-def get_annotation(tid: int, version: int | None = None, user: User = Depends(current_user),
+def get_annotation(tid: PathId, version: Version | None = None, user: User = Depends(current_user),
                    db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
@@ -111,7 +125,7 @@ def get_annotation(tid: int, version: int | None = None, user: User = Depends(cu
 
 @router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
                                                "409 if someone saved since base_version")
-def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_user),
+def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
@@ -130,12 +144,17 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
                                  img.width, schema)
     except masks.MaskError as e:
         raise HTTPException(422, str(e)) from None
+    pre = db.scalar(select(Annotation).where(Annotation.task_id == tid,
+                                             Annotation.kind == "prelabel")
+                    .order_by(Annotation.version.desc()).limit(1))
+    untouched = pre is not None and masks.same_labels(masks.Labels(pre.segments, pre.runs), stored)
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
                                         Task.state.in_(EDITABLE))
                      .values(version=Task.version + 1, updated_at=now(),
-                             seconds_spent=Task.seconds_spent + body.seconds))
+                             seconds_spent=Task.seconds_spent + body.seconds,
+                             prelabel_untouched=untouched))
     if res.rowcount != 1:
         db.rollback()
         db.refresh(t)
@@ -147,11 +166,12 @@ def save_annotation(tid: int, body: AnnotationIn, user: User = Depends(current_u
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
                  seconds=body.seconds))
     db.commit()
-    return {"version": body.base_version + 1, "segments": len(stored.segments)}
+    return {"version": body.base_version + 1, "segments": len(stored.segments),
+            "untouched_prelabel": untouched}
 
 
 @router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")
-def submit(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+def submit(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
         raise HTTPException(403, "only the task's annotator submits it")
@@ -167,7 +187,7 @@ def submit(tid: int, user: User = Depends(current_user), db: Session = Depends(g
 
 @router.post("/tasks/{tid}/review", summary="Accept, or reject with comments (reviewers; never "
                                             "one's own work)")
-def review(tid: int, body: Review, user: User = Depends(current_user),
+def review(tid: PathId, body: Review, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     require_role(user, "reviewer", "manager", "admin")
@@ -192,7 +212,7 @@ def review(tid: int, body: Review, user: User = Depends(current_user),
 
 
 @router.get("/tasks/{tid}/comments", summary="Review comments, pinned to points")
-def comments(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+def comments(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
     names = usernames(db)
     return [{"id": c.id, "author": names.get(c.author_id), "version": c.version, "x": c.x,
@@ -202,7 +222,7 @@ def comments(tid: int, user: User = Depends(current_user), db: Session = Depends
 
 
 @router.get("/tasks/{tid}/history", summary="Every version with author, time and segment count")
-def history(tid: int, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
+def history(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> list:
     task_for(db, user, tid)
     names = usernames(db)
     return [{"version": a.version, "kind": a.kind, "author": names.get(a.author_id),
@@ -213,7 +233,7 @@ def history(tid: int, user: User = Depends(current_user), db: Session = Depends(
 
 @router.get("/tasks/{tid}/diff.png", summary="Visual diff of two versions: green added, red "
                                              "removed, yellow relabelled", response_class=Response)
-def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(current_user),
+def diff_png(tid: PathId, a: Version, b: Version, request: Request, user: User = Depends(current_user),
              db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
@@ -245,7 +265,7 @@ def diff_png(tid: int, a: int, b: int, request: Request, user: User = Depends(cu
 
 @router.post("/tasks/{tid}/assist", summary="Run an assist tool on the server: a region to paint "
                                             "(threshold, k-means, GrabCut, superpixel)")
-def assist(tid: int, body: Assist, request: Request, user: User = Depends(current_user),
+def assist(tid: PathId, body: Assist, request: Request, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     from segflow.studio.services.assist import run_assist
 

@@ -72,12 +72,27 @@ def kmeans_region(image: np.ndarray, point, *, k: int = 4) -> np.ndarray:
     return _component_at(labels == labels[y, x], x, y)
 
 
+GRABCUT_MIN_FILL = 0.05  # an object covering less of its box than this counts as not found
+
+
 def grabcut_region(image: np.ndarray, box) -> np.ndarray:
-    """GrabCut (OpenCV) initialised from the drawn box."""
+    """GrabCut (OpenCV) initialised from the drawn box. When the whole-image colour models
+    find (almost) nothing, which happens to small objects with look-alikes elsewhere in the
+    image, it is run again on the box's surroundings only, upsampled; when that finds nothing
+    either, the error says so rather than painting 0 pixels."""
     from segflow.segment.grabcut import grabcut
 
     h, w = image.shape[:2]
-    return grabcut(image, _box(box, h, w)).astype(bool)
+    x, y, bw, bh = _box(box, h, w)
+    region = grabcut(image, (x, y, bw, bh)).astype(bool)
+    if region.sum() < GRABCUT_MIN_FILL * bw * bh:
+        region = grabcut(image, (x, y, bw, bh), context=max(8, max(bw, bh) // 2),
+                         min_side=80).astype(bool)
+    if region.sum() < GRABCUT_MIN_FILL * bw * bh:
+        raise SegflowError(f"box: GrabCut found no object in the {bw}x{bh} box (the inside looks "
+                           "like the surroundings); draw the box a few pixels around one "
+                           "object, or use Otsu region or the brush")
+    return region
 
 
 def superpixel_region(image: np.ndarray, point, *, n_segments: int = 400) -> np.ndarray:

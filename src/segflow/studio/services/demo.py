@@ -44,8 +44,9 @@ def seed_demo(db: Session, store: ImageStore, *, n_images: int = 6) -> dict:
     from segflow.synth.retail import SCHEMA
 
     schema = SCHEMA.to_list()
-    for c, key in zip(schema, "wsbxcp"):
+    for c, key in zip(schema, "wsoxct"):  # bOttle, price Tag: b and p are tool keys
         c["hotkey"] = key
+    workflow.check_hotkeys(schema)
     p = Project(name="Retail shelves (demo)", task_type="panoptic", created_by=users["admin"].id,
                 goals="Panoptic labels of shelf photos to train a product counter.",
                 target_metric="pq", target_threshold=0.6, image_count=500,

@@ -27,7 +27,7 @@ def tree_hash(root: Path) -> str:
 
 
 def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, fmt: str,
-                   user_id: int | None) -> DatasetVersion:
+                   user_id: int | None, *, progress=None) -> DatasetVersion:
     from segflow.formats import Sample, write_dataset
 
     schema = project_schema(p)
@@ -38,7 +38,9 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
         raise SegflowError("export: no accepted tasks yet; review some work first")
 
     def items():
-        for task, img in rows:
+        for k, (task, img) in enumerate(rows):
+            if progress:
+                progress(k, len(rows))
             ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
                                                      Annotation.version == task.version))
             pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,

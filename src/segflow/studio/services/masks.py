@@ -31,20 +31,54 @@ def encode_runs(ids: np.ndarray) -> list[int]:
     return np.stack([flat[starts], lengths], 1).ravel().astype(np.int64).tolist()
 
 
+MAX_ID = 2**31 - 1
+
+
 def decode_runs(runs, height: int, width: int) -> np.ndarray:
-    try:
-        arr = np.asarray(runs, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise MaskError("runs: expected a flat list of integers [id, length, ...]") from None
+    """Runs ``[id, length, ...]`` to an ``(height, width)`` int32 label map (``check_runs``
+    first: nothing is allocated for runs that do not fit the image)."""
+    values, lengths = check_runs(runs, height, width)
+    return np.repeat(values.astype(np.int32), lengths).reshape(height, width)
+
+
+def check_runs(runs, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and lengths (int64) of runs that exactly cover a ``height`` x ``width`` image.
+
+    The lengths are bounded before they are summed: an int64 sum can wrap around (four lengths
+    of 2^62 plus the image size sum to the image size in 64 bits), and ``np.repeat`` would then
+    write far past its buffer (a SIGSEGV that took the server down).
+    """
+    if isinstance(runs, np.ndarray) and runs.dtype.kind in "iu" and runs.ndim == 1:
+        arr = runs.astype(np.int64, copy=False)  # stored runs: int32, cannot overflow below
+    else:
+        try:
+            arr = np.asarray(runs)
+            if arr.dtype.kind == "O":  # integers beyond int64 (OverflowError), mixed types
+                arr = np.asarray(runs, dtype=np.int64)
+            elif arr.dtype.kind not in "iu" and arr.size:
+                raise TypeError(arr.dtype)  # floats, strings, booleans
+            arr = arr.astype(np.int64, copy=False)
+        except (TypeError, ValueError, OverflowError):
+            raise MaskError("runs: expected a flat list of integers [id, length, ...] with ids "
+                            f"between 0 and {MAX_ID} and lengths between 1 and the image size"
+                            ) from None
     if arr.ndim != 1 or arr.size % 2:
         raise MaskError("runs: expected an even-length flat list [id, length, id, length, ...]")
     values, lengths = arr[0::2], arr[1::2]
-    if (lengths <= 0).any() or (values < 0).any() or (values > 2**31 - 1).any():
-        raise MaskError("runs: lengths must be > 0 and ids between 0 and 2^31-1")
-    if int(lengths.sum()) != height * width:
-        raise MaskError(f"runs: cover {int(lengths.sum())} pixels, the image has "
-                        f"{height}x{width} = {height * width}")
-    return np.repeat(values.astype(np.int32), lengths).reshape(height, width)
+    total = height * width
+    if values.size and (int(values.min()) < 0 or int(values.max()) > MAX_ID):
+        raise MaskError(f"runs: ids must be between 0 and {MAX_ID}")
+    if lengths.size and (int(lengths.min()) <= 0 or int(lengths.max()) > total):
+        raise MaskError(f"runs: lengths must be between 1 and the image size ({total})")
+    if lengths.size > total:
+        raise MaskError(f"runs: {lengths.size} runs for {total} pixels")
+    # each length <= total and at most total of them: the int64 sum is <= total^2 (< 2^63 for
+    # any image under 3 gigapixels), so it cannot wrap around
+    covered = int(lengths.sum()) if total < 3_000_000_000 else sum(lengths.tolist())
+    if covered != total:
+        raise MaskError(f"runs: cover {covered} pixels, the image has "
+                        f"{height}x{width} = {total}")
+    return values, lengths
 
 
 def pixel_counts(ids: np.ndarray) -> dict[int, int]:
@@ -87,10 +121,20 @@ def check_segments(segments, counts: dict[int, int], schema: LabelSchema) -> lis
 
 
 def from_wire(runs, segments, height: int, width: int, schema: LabelSchema) -> Labels:
-    """A label map as the API receives it, validated and packed (one pass to count pixels)."""
-    ids = decode_runs(runs, height, width)
-    counts = pixel_counts(ids)
-    return pack(ids, check_segments(segments, counts, schema), counts)
+    """A label map as the API receives it, validated and packed without expanding it to pixels:
+    areas are sums of run lengths, and neighbouring runs of one id are merged, so the stored
+    runs are exactly ``encode_runs`` of the map (O(runs), not O(pixels), per save)."""
+    values, lengths = check_runs(runs, height, width)
+    if values.size:
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+        values, lengths = values[starts], np.add.reduceat(lengths, starts)
+    present, inverse = np.unique(values, return_inverse=True)
+    counts = dict(zip(present.tolist(), np.bincount(inverse, weights=lengths,
+                                                    minlength=present.size).astype(np.int64).tolist()))
+    segs = check_segments(segments, counts, schema)
+    segs = [{**s, "area": counts[s["id"]]} for s in segs if counts.get(s["id"], 0) > 0]
+    packed = np.stack([values, lengths], 1).ravel().astype("<i4").tobytes()
+    return Labels(segs, zlib.compress(packed, 1))
 
 
 @dataclass
@@ -107,6 +151,14 @@ def pack(ids: np.ndarray, segments: list[dict], counts: dict[int, int] | None = 
     segs = [{**s, "area": counts[s["id"]]} for s in segments if counts.get(s["id"], 0) > 0]
     runs = np.asarray(encode_runs(ids), "<i4").tobytes()
     return Labels(segs, zlib.compress(runs, 1))
+
+
+def same_labels(a: Labels, b: Labels) -> bool:
+    """The same label map and segments (runs are canonical, so equal maps have equal runs)."""
+    key = lambda segs: sorted((s["id"], s["category_id"], int(s.get("iscrowd", 0)))  # noqa: E731
+                              for s in segs)
+    return key(a.segments) == key(b.segments) and (
+        a.runs == b.runs or np.array_equal(unpack_runs(a.runs), unpack_runs(b.runs)))
 
 
 def unpack_runs(blob: bytes | None) -> np.ndarray:

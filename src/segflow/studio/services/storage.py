@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -48,19 +49,21 @@ class ImageStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            try:  # first: the pixel cap is checked on the header, before Pillow's own limit
+                pixels = read_image(tmp)  # applies the pixel cap and EXIF orientation
+            except SegflowError as e:
+                raise SegflowError(f"{label}: {str(e).split(': ', 1)[-1]}") from None
             try:
-                with PILImage.open(tmp) as im:
-                    fmt = im.format
+                with warnings.catch_warnings():  # the size was checked above
+                    warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+                    with PILImage.open(tmp) as im:
+                        fmt = im.format
             except Exception:
                 raise SegflowError(f"{label}: not an image segflow can read (PNG, JPEG, TIFF, "
                                    "BMP, WebP)") from None
             if fmt not in EXTS:
                 raise SegflowError(f"{label}: {fmt} images are not supported; use PNG, JPEG, "
                                    "TIFF, BMP or WebP")
-            try:
-                pixels = read_image(tmp)  # applies the pixel cap and EXIF orientation
-            except SegflowError as e:
-                raise SegflowError(f"{label}: {str(e).split(': ', 1)[-1]}") from None
             sha = hashlib.sha256(data).hexdigest()
             dst = self.path(sha, EXTS[fmt])
             dst.parent.mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from segflow.annotations import LabelSchema
@@ -21,55 +21,130 @@ def project_schema(p: Project) -> LabelSchema:
     return LabelSchema.from_list(p.schema)
 
 
+# The editor's own keys (editor.js reads the tool keys from the page, rendered from this dict):
+# a class hotkey must not take one of them, or the class could never be picked by key.
+TOOL_KEYS = {"b": "brush", "e": "eraser", "p": "polygon", "f": "fill"}
+EDITOR_KEYS = {**{k: f"the {v.capitalize()} tool" for k, v in TOOL_KEYS.items()},
+               "n": "New object", "[": "smaller brush", "]": "larger brush", " ": "Pan (hold)"}
+
+
+def check_hotkeys(classes: list[dict]) -> None:
+    """Class hotkeys are unique (ignoring case) and leave the editor's keys alone."""
+    seen: dict[str, str] = {}
+    for c in classes:
+        key = (c.get("hotkey") or "").lower()
+        if not key:
+            continue
+        if key in EDITOR_KEYS:
+            raise SegflowError(f"hotkey {c['hotkey']!r} of class {c['name']!r} is the editor's key "
+                               f"for {EDITOR_KEYS[key]}; pick another (reserved: "
+                               f"{', '.join(repr(k) for k in EDITOR_KEYS)})")
+        if key in seen:
+            raise SegflowError(f"hotkey {c['hotkey']!r} is used by both {seen[key]!r} and "
+                               f"{c['name']!r}; hotkeys must be unique")
+        seen[key] = c["name"]
+
+
 def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str,
               prelabel: masks.Labels | None = None) -> Task | None:
-    """Store one image and create its task (with version 1 = pre-labels when given).
-    Returns None when the project already holds the same image."""
+    """Store one image and create its task (with version 1 = the given pre-labels). Returns None
+    when the project already holds the same image. Pre-labels from the project's pipeline or
+    checkpoint are computed later, by ``apply_prelabels`` in a job, never here (in a request).
+    If the rows cannot be added, a stored file no row refers to is removed again."""
     sha, ext, pixels = store.add_bytes(data, name)
-    if db.scalar(select(Image.id).where(Image.project_id == p.id, Image.sha256 == sha)):
-        return None
-    h, w = pixels.shape[:2]
-    img = Image(project_id=p.id, sha256=sha, ext=ext, filename=display_name(name),
-                width=w, height=h)
-    db.add(img)
-    db.flush()
-    task = Task(project_id=p.id, image_id=img.id, state="new")
-    db.add(task)
-    db.flush()
-    if prelabel is None and p.prelabel.get("mode", "none") != "none":
-        prelabel = prelabel_segments(p, pixels)
-    if prelabel is not None and prelabel.segments:
-        add_prelabel(db, task, prelabel)
-    return task
+    try:
+        if db.scalar(select(Image.id).where(Image.project_id == p.id, Image.sha256 == sha)):
+            return None
+        h, w = pixels.shape[:2]
+        img = Image(project_id=p.id, sha256=sha, ext=ext, filename=display_name(name),
+                    width=w, height=h)
+        db.add(img)
+        db.flush()
+        task = Task(project_id=p.id, image_id=img.id, state="new")
+        db.add(task)
+        db.flush()
+        if prelabel is not None and prelabel.segments:
+            add_prelabel(db, task, prelabel)
+        return task
+    except Exception:
+        db.rollback()
+        discard_unused(db, store, sha, ext)
+        raise
+
+
+def discard_unused(db: Session, store: ImageStore, sha: str, ext: str) -> None:
+    """Remove a stored image file that no image row (of any project) refers to."""
+    if db.scalar(select(Image.id).where(Image.sha256 == sha).limit(1)) is None:
+        store.path(sha, ext).unlink(missing_ok=True)
 
 
 def add_prelabel(db: Session, task: Task, labels: masks.Labels) -> None:
     task.version += 1
+    task.prelabel_untouched = True
     db.add(Annotation(task_id=task.id, version=task.version, author_id=None, kind="prelabel",
                       segments=labels.segments, runs=labels.runs))
 
 
-def import_folder(db: Session, store: ImageStore, p: Project, path: str,
-                  fmt: str | None = None) -> dict:
-    """A dataset in any format segflow reads (labels become pre-labels), else a folder of
-    images (searched recursively)."""
-    from segflow.formats import detect, open_dataset
-    from segflow.io import list_images
+def _one_line(e: Exception) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0]
 
+
+def add_images(db: Session, store: ImageStore, p: Project, items, *, progress=None,
+               prelabels=None) -> dict:
+    """Add ``items`` = [(name, read)] one by one, each committed on its own: an unreadable or
+    invalid file is reported in ``failed`` and the others are added. ``read()`` returns the
+    bytes; ``prelabels(k)`` (optional) the k-th item's labels. A storage failure (read-only or
+    full data folder) stops the batch."""
+    added, failed, skipped = [], [], 0
+    items = list(items)
+    for k, (name, read) in enumerate(items):
+        try:
+            data = read()
+            labels = prelabels(k) if prelabels else None
+        except (OSError, SegflowError, ValueError) as e:  # the source file, not our storage
+            failed.append({"file": name, "error": _one_line(e)})
+        else:
+            try:
+                t = add_image(db, store, p, data, name, prelabel=labels)
+                db.commit()
+            except SegflowError as e:
+                db.rollback()
+                failed.append({"file": name, "error": _one_line(e)})
+            else:
+                if t is None:
+                    skipped += 1
+                else:
+                    added.append(t.id)
+        if progress:
+            progress(k + 1, len(items))
+    return {"added": len(added), "task_ids": added, "skipped_duplicates": skipped,
+            "failed": failed}
+
+
+def check_folder(path: str) -> Path:
     root = Path(path)
     if not root.is_dir():
         raise SegflowError(f"{path}: no such folder on the server")
+    return root
+
+
+def import_folder(db: Session, store: ImageStore, p: Project, path: str,
+                  fmt: str | None = None, *, progress=None) -> dict:
+    """A dataset in any format segflow reads (labels become pre-labels), else a folder of
+    images (searched recursively). Files that cannot be read are reported and skipped."""
+    from segflow.formats import detect, open_dataset
+    from segflow.io import list_images
+
+    root = check_folder(path)
     try:
         fmt = fmt or detect(root)
     except SegflowError:
         fmt = None
-    added = skipped = 0
     if fmt is None:
-        for f in list_images([root], recursive=True):
-            t = add_image(db, store, p, f.read_bytes(), f.name)
-            added, skipped = added + (t is not None), skipped + (t is None)
-        db.commit()
-        return {"format": "images", "added": added, "skipped_duplicates": skipped}
+        files = list_images([root], recursive=True)
+        out = add_images(db, store, p, [(str(f.relative_to(root)), f.read_bytes) for f in files],
+                         progress=progress)
+        return {"format": "images", **out}
     from segflow.formats.convert import _panoptic_of
 
     ds = open_dataset(root, fmt)
@@ -78,15 +153,11 @@ def import_folder(db: Session, store: ImageStore, p: Project, path: str,
     if unknown:
         raise SegflowError(f"{path}: class ids {unknown} of the dataset are not in the project's "
                            f"schema; add them to the brief first")
-    for it in ds:
-        if it.image_path is None:
-            continue
-        pan, _ = _panoptic_of(it, ds.schema)
-        t = add_image(db, store, p, Path(it.image_path).read_bytes(), Path(it.image_path).name,
-                      prelabel=masks.from_panoptic(pan))
-        added, skipped = added + (t is not None), skipped + (t is None)
-    db.commit()
-    return {"format": fmt, "added": added, "skipped_duplicates": skipped}
+    its = [it for it in ds if it.image_path is not None]
+    out = add_images(db, store, p, [(Path(it.image_path).name, Path(it.image_path).read_bytes)
+                                    for it in its], progress=progress,
+                     prelabels=lambda k: masks.from_panoptic(_panoptic_of(its[k], ds.schema)[0]))
+    return {"format": fmt, **out}
 
 
 # ---- pre-labels --------------------------------------------------------------------------
@@ -165,16 +236,29 @@ def _predictor(path: str, mtime_ns: int):
     return Predictor(path, device="cpu")
 
 
-def apply_prelabels(db: Session, store: ImageStore, p: Project) -> int:
-    """Pre-label the tasks that have no annotation yet; returns how many got labels."""
+def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None,
+                    progress=None) -> int:
+    """Pre-label the tasks that have no annotation yet (all, or those of ``task_ids``); returns
+    how many got labels. Each task is committed on its own with the version moved from 0 to 1
+    in one conditional UPDATE, so an annotator who saved meanwhile keeps their work."""
+    q = select(Task.id, Task.image_id).where(Task.project_id == p.id, Task.version == 0)
+    if task_ids is not None:
+        q = q.where(Task.id.in_(task_ids))
+    rows = db.execute(q.order_by(Task.id)).all()
     n = 0
-    tasks = db.scalars(select(Task).where(Task.project_id == p.id, Task.version == 0)).all()
-    for t in tasks:
-        img = db.get(Image, t.image_id)
+    for k, (tid, iid) in enumerate(rows):
+        img = db.get(Image, iid)
         labels = prelabel_segments(p, store.read(img.sha256, img.ext))
         if labels is not None and labels.segments:
-            add_prelabel(db, t, labels)
-            n += 1
+            res = db.execute(update(Task).where(Task.id == tid, Task.version == 0)
+                             .values(version=1))
+            if res.rowcount == 1:
+                db.add(Annotation(task_id=tid, version=1, author_id=None, kind="prelabel",
+                                  segments=labels.segments, runs=labels.runs))
+                n += 1
+            db.commit()
+        if progress:
+            progress(k + 1, len(rows))
     db.commit()
     return n
 

@@ -24,6 +24,19 @@ async function api(method, url, body, opts = {}) {
   return data;
 }
 
+// Work that may outlive its request (pre-labels, imports, exports) answers 202 with a job:
+// poll it, showing its progress, and return its result as if the request had waited.
+async function apiJob(method, url, body) {
+  let d = await api(method, url, body);
+  while (d && d.job && (d.job.state === "queued" || d.job.state === "running")) {
+    flash(`${d.job.kind}: ${d.job.done} of ${d.job.total || "?"} done…`, "ok");
+    await new Promise((res) => setTimeout(res, 700));
+    d = { job: await api("GET", d.job.url) };
+  }
+  if (d && d.job && d.job.state === "failed") throw new Error(d.job.error);
+  return d && d.job && d.job.state === "done" ? d.job.result : d;
+}
+
 function flash(msg, kind = "error") {
   const el = document.getElementById("flash");
   if (!el) return;

@@ -7,6 +7,7 @@
   const root = document.getElementById("editor") || document.getElementById("review");
   if (!root) return;
   const REVIEW = root.id === "review";
+  const TOOL_KEYS = JSON.parse(root.dataset.toolKeys || "{}");
   const tid = Number(root.dataset.tid);
   const canvas = document.getElementById("canvas");
   const ctx = canvas.getContext("2d");
@@ -35,7 +36,11 @@
     return base.map((v) => Math.max(0, Math.min(255, v + k * 18)));
   }
 
+  let drawnCurrent = null; // the segment drawn opaque; when it changes, the whole overlay is
   function redrawOverlay(x0 = 0, y0 = 0, x1 = S.W, y1 = S.H) {
+    if (S.current !== drawnCurrent) { // redrawn, or its old pixels keep a stale alpha outside the rectangle
+      drawnCurrent = S.current; x0 = 0; y0 = 0; x1 = S.W; y1 = S.H;
+    }
     x0 = Math.max(0, Math.floor(x0)); y0 = Math.max(0, Math.floor(y0));
     x1 = Math.min(S.W, Math.ceil(x1)); y1 = Math.min(S.H, Math.ceil(y1));
     if (x1 <= x0 || y1 <= y0) return;
@@ -116,6 +121,7 @@
     changed: () => { refreshLists(); requestDraw(); },
   });
   S.encodeRuns = () => encodeRuns(S.labels);
+  S.overlayPixel = (x, y) => Array.from(ovData.data.subarray((y * S.W + x) * 4, (y * S.W + x) * 4 + 4));
 
   async function assist(tool, extra) {
     status.textContent = `${tool}…`;
@@ -224,7 +230,7 @@
     if (ev.ctrlKey || ev.metaKey || ev.altKey || REVIEW) return;
     if (ev.key === "Enter" && S.tool === "polygon") { closePolygon(); return; }
     if (ev.key === "Escape") { poly = []; requestDraw(); return; }
-    const tools = { b: "brush", e: "eraser", p: "polygon", f: "fill" };
+    const tools = TOOL_KEYS; // from the server: the project form refuses class hotkeys among them
     if (tools[k]) { setTool(tools[k]); return; }
     if (k === "n") { newObject(); return; }
     if (k === "[" || k === "]") { setSize(S.size + (k === "]" ? 2 : -2)); return; }
@@ -271,8 +277,8 @@
     }
     if (S.project && S.project.task_type === "panoptic" && S.labels) {
       const n = counts[0];
-      const b = document.getElementById("show-unlabelled");
-      b.hidden = false; b.textContent = `${S.showUnlabelled ? "Hide" : "Show"} unlabelled (${n} px)`;
+      const b = document.getElementById("show-unlabelled"); // the editor's; the review page has none
+      if (b) { b.hidden = false; b.textContent = `${S.showUnlabelled ? "Hide" : "Show"} unlabelled (${n} px)`; }
     }
   }
   function relabel(id, cid) { begin(); segById(id).category_id = cid; commit(); redrawOverlay(); }
@@ -333,6 +339,8 @@
     img.src = S.task.image.url;
     await img.decode();
     redrawOverlay(); fit(); refreshLists();
+    const untouched = document.getElementById("untouched");
+    if (untouched) untouched.hidden = !S.task.untouched_prelabel;
     status.textContent = `task ${tid} · ${S.task.image.filename} · ${S.W}×${S.H} · v${S.version}${a.kind === "prelabel" ? " (pre-labels)" : ""}`;
     await loadSide();
     S.ready = true;
@@ -352,9 +360,31 @@
       return true;
     } catch (e) {
       if (e.status === 409) flash(e.message + " — your edits are still here; copy what you need, then reload.");
+      else if (e.status === 403 && /guidelines version \d+/.test(e.message)) await guidelineGate();
       else throw e;
       return false;
     }
+  }
+
+  // New guidelines were published while editing: the save is refused until they are read.
+  // Show them here, acknowledge in place, then save the edits kept in memory.
+  async function guidelineGate() {
+    const gate = document.getElementById("g-gate");
+    const gs = await api("GET", `/api/projects/${S.task.project_id}/guidelines`);
+    if (!gate || !gs.length) return;
+    const g = gs[0];
+    document.querySelectorAll(".g-gate-v").forEach((e) => { e.textContent = g.version; });
+    const body = document.getElementById("g-gate-body");
+    body.innerHTML = g.html; // markdown-it output with raw HTML disabled
+    body.append(...g.examples.map((e) => el("figure", { class: e.kind },
+      el("img", { src: `/api/images/${e.image_id}`, alt: e.caption }), el("figcaption", {}, `${e.kind}: ${e.caption}`))));
+    gate.hidden = false;
+    flash(`guidelines version ${g.version} were published while you worked: read them, then acknowledge to save your edits (they are kept)`);
+    document.getElementById("g-gate-ack").onclick = guard(async () => {
+      await api("POST", `/api/projects/${S.task.project_id}/guidelines/${g.version}/ack`);
+      gate.hidden = true;
+      await save();
+    });
   }
 
   // review view: pins and decisions

@@ -22,7 +22,20 @@ async function loadHome() {
   const users = document.getElementById("users");
   if (users) {
     users.replaceChildren();
-    for (const u of await api("GET", "/api/users")) users.append(el("li", {}, `${u.username} (${u.role})`));
+    for (const u of await api("GET", "/api/users")) {
+      const toggle = el("button", { type: "button", class: "u-active", on: { click: guard(async () => {
+        await api("PATCH", `/api/users/${u.id}`, { active: !u.active });
+        flash(`${u.username} ${u.active ? "deactivated" : "reactivated"}`, "ok"); loadHome();
+      }) } }, u.active ? "deactivate" : "reactivate");
+      const reset = el("button", { type: "button", class: "u-reset", on: { click: guard(async () => {
+        const pw = prompt(`New password for ${u.username} (10+ characters, hard to guess)`);
+        if (!pw) return;
+        await api("POST", `/api/users/${u.id}/password`, { new_password: pw });
+        flash(`password of ${u.username} reset; their sessions and tokens are revoked`, "ok");
+      }) } }, "reset password");
+      users.append(el("li", { dataset: { user: u.username } }, `${u.username} (${u.role})${u.active ? "" : " — deactivated"} `,
+        toggle, " ", reset));
+    }
   }
 }
 
@@ -163,7 +176,9 @@ if (projEl) {
         }) } }, "assign"));
       }
       tb.append(el("tr", { dataset: { task: t.id, state: t.state } }, el("td", {}, String(t.id)),
-        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state),
+        el("td", {}, t.image.filename), el("td", { class: "state" }, t.state,
+          t.untouched_prelabel && ["submitted", "accepted"].includes(t.state)
+            ? el("span", { class: "chip untouched", title: "the pre-labels, saved with no human edit" }, "unedited pre-labels") : null),
         el("td", {}, t.assignee || "—"), el("td", {}, String(t.version)), el("td", {}, ...links)));
     }
   }
@@ -211,13 +226,16 @@ if (projEl) {
     const fd = new FormData();
     for (const f of document.getElementById("files").files) fd.append("files", f);
     const r = await api("POST", `/api/projects/${pid}/images`, fd);
-    flash(`${r.added} images added${r.skipped_duplicates ? `, ${r.skipped_duplicates} duplicates skipped` : ""}`, "ok");
+    const bad = r.failed.length ? `; not added: ${r.failed.slice(0, 3).map((f) => f.error).join(", ")}` : "";
+    flash(`${r.added} images added${r.skipped_duplicates ? `, ${r.skipped_duplicates} duplicates skipped` : ""}${bad}` +
+          (r.prelabel_job ? "; pre-labelling them in the background" : ""), r.failed.length ? "error" : "ok");
     loadProject(); loadTasks(); loadStats();
   });
   on("import", "submit", async (ev) => {
     ev.preventDefault();
-    const r = await api("POST", `/api/projects/${pid}/import`, { path: document.getElementById("import-path").value });
-    flash(`${r.added} images imported (${r.format})`, "ok");
+    const r = await apiJob("POST", `/api/projects/${pid}/import`, { path: document.getElementById("import-path").value });
+    const bad = r.failed.length ? `; ${r.failed.length} could not be read: ${r.failed.slice(0, 3).map((f) => f.error).join(", ")}` : "";
+    flash(`${r.added} images imported (${r.format})${bad}`, r.failed.length ? "error" : "ok");
     loadProject(); loadTasks(); loadStats();
   });
   on("prelabel", "submit", async (ev) => {
@@ -226,7 +244,7 @@ if (projEl) {
     const body = { mode };
     if (mode === "pipeline") body.pipeline = arg || "auto";
     if (mode === "checkpoint") body.checkpoint = arg;
-    const r = await api("PUT", `/api/projects/${pid}/prelabel`, body);
+    const r = await apiJob("PUT", `/api/projects/${pid}/prelabel`, body);
     flash(`pre-labels: ${r.prelabelled} tasks labelled`, "ok");
     loadProject(); loadTasks();
   });
@@ -245,9 +263,31 @@ if (projEl) {
     location.href = `/tasks/${t.id}/edit`;
   });
   on("export", "click", async () => {
-    const d = await api("POST", `/api/projects/${pid}/export`, { format: document.getElementById("x-format").value });
+    const d = await apiJob("POST", `/api/projects/${pid}/export`, { format: document.getElementById("x-format").value });
     flash(`exported ${d.n_images} images as ${d.format} (${d.content_hash.slice(0, 12)})`, "ok");
     loadExports();
   });
   guard(async () => { await loadProject(); await loadGuidelines(); await loadTasks(); await loadStats(); await loadExports(); })();
+}
+
+// ---- audit log (admins) ---------------------------------------------------------------------
+const auditEl = document.getElementById("audit-page");
+if (auditEl) {
+  const KINDS = ["login_ok", "login_failed", "login_rate_limited", "logout", "token_created", "token_revoked",
+    "password_changed", "password_reset", "user_created", "user_deactivated", "user_activated"];
+  const sel = document.getElementById("a-kind");
+  sel.append(...KINDS.map((k) => el("option", { value: k }, k)));
+  let latest = 0; // a slower earlier answer must not overwrite the one for the current filter
+  const loadAudit = guard(async () => {
+    const q = sel.value ? `?kind=${encodeURIComponent(sel.value)}` : "";
+    const mine = ++latest;
+    const rows = await api("GET", `/api/audit${q}`);
+    if (mine !== latest) return;
+    document.querySelector("#audit tbody").replaceChildren(...rows.map((e) => el("tr", { dataset: { kind: e.kind } },
+      el("td", {}, e.at.slice(0, 19).replace("T", " ")), el("td", { class: "kind" }, e.kind),
+      el("td", {}, e.username || "—"), el("td", {}, e.actor || "—"), el("td", {}, e.ip || "—"),
+      el("td", {}, e.detail))));
+  });
+  sel.addEventListener("change", loadAudit);
+  loadAudit();
 }

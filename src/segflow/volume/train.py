@@ -1,0 +1,289 @@
+"""Training on volumes from the same config file as images: a 2.5-D U-Net (model ``unet``
+with a ``volume:`` section) or a 3-D U-Net (model ``unet3d``).
+
+The data is a folder with ``images/NAME.nii.gz``, ``labels/NAME.nii.gz`` (same grid) and
+``schema.json``, as ``segflow data synth medical3d`` writes; the volumes are held in memory.
+Each step draws its samples from ``default_rng([seed, step])``: slices (2.5-D, with neighbours
+as channels) or patches (3-D), a ``foreground_fraction`` of them centred on a labelled voxel,
+with random flips in-plane. Validation predicts whole held-out volumes (sliding window in
+3-D) and scores them with :class:`segflow.metrics.SemanticEvaluator`. Checkpoints have the
+image trainer's layout plus a ``volume`` entry, so ``segflow models show`` reads them and
+``segflow predict`` knows to predict volumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from segflow.errors import SegflowError
+from segflow.metrics import SemanticEvaluator
+from segflow.models import create_model
+from segflow.train import checkpoint as ckpt
+from segflow.train.config import TrainConfig
+from segflow.train.data import fingerprint
+from segflow.train.losses import SegLoss
+from segflow.train.trainer import Trainer, lr_lambda, pick_device
+from segflow.volume.io import check_aligned, list_volumes, read_volume, volume_stem
+from segflow.volume.predict import normalize, slab, sliding_window_3d
+
+
+def load_volume_set(root: str | Path, window) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], object]:
+    """``([(name, normalised image, labels int64)], schema)`` from ``root``."""
+    from segflow.formats.folders import read_schema
+
+    root = Path(root)
+    if not (root / "images").is_dir() or not (root / "labels").is_dir():
+        raise SegflowError(f"{root}: a volume set needs images/ and labels/ folders of NIfTI "
+                           "files (see segflow data synth medical3d)")
+    schema = read_schema(root)
+    labels = {volume_stem(p): p for p in list_volumes([root / "labels"])}
+    out = []
+    for p in list_volumes([root / "images"]):
+        name = volume_stem(p)
+        if name not in labels:
+            raise SegflowError(f"{p}: no labels/{name}.nii.gz beside it")
+        img, lab = read_volume(p), read_volume(labels[name])
+        check_aligned(lab, img)
+        ids = np.asarray(lab.array).astype(np.int64)
+        if ids.size and (ids.min() < 0 or (ids.max() >= schema.num_classes and
+                                           ids.max() != schema.ignore_index)):
+            raise SegflowError(f"{labels[name]}: class id {ids.max()} is outside the schema")
+        out.append((name, normalize(img.array, window), ids))
+    if not out:
+        raise SegflowError(f"{root}/images: no NIfTI volumes")
+    return out, schema
+
+
+class VolumeTrainer:
+    def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True):
+        if cfg.volume is None:
+            raise SegflowError("volume training needs a volume: section or model unet3d")
+        self.cfg, self.vc = cfg, cfg.volume
+        self.device = pick_device(device)
+        self.progress = progress
+        self.out = Path(cfg.out)
+        self.is3d = cfg.model.name == "unet3d"
+        self.instance = False  # read by Trainer.plot
+        win = self.vc.window
+        data, self.schema = load_volume_set(cfg.data.train, win)
+        if cfg.data.val:
+            self.train_vols, self.val_vols = data, load_volume_set(cfg.data.val, win)[0]
+        else:
+            perm = np.random.default_rng([cfg.seed, 999]).permutation(len(data))
+            n_val = max(1, int(round(len(data) * cfg.data.val_fraction))) if cfg.data.val_fraction else 0
+            if n_val >= len(data):
+                raise SegflowError(f"{cfg.data.train}: {len(data)} volumes leave none for "
+                                   f"training after a {cfg.data.val_fraction} validation split")
+            self.val_vols = [data[i] for i in sorted(perm[:n_val])]
+            self.train_vols = [data[i] for i in sorted(perm[n_val:])]
+        self.ignore = self.schema.ignore_index
+        self.num_classes = self.schema.num_classes
+        in_ch = 1 if self.is3d else 2 * self.vc.context + 1
+        self.model_args = {"num_classes": self.num_classes, "in_channels": in_ch, **cfg.model.args}
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.model.name, **self.model_args).to(self.device)
+        self.loss_fn = SegLoss(cfg.loss.name, ignore_index=self.ignore,
+                               class_weights=cfg.loss.class_weights, focal_gamma=cfg.loss.focal_gamma,
+                               dice_weight=cfg.loss.dice_weight,
+                               num_classes=self.num_classes).to(self.device)
+        o = cfg.optim
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = (torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+                    if o.name == "adamw" else
+                    torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
+                                    weight_decay=o.weight_decay, nesterov=True))
+        bs = cfg.train.batch_size
+        self.steps_per_epoch = max(1, math.ceil(len(self.train_vols) * self.vc.samples_per_volume / bs))
+        self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, self.total_steps))
+        self.step = self.epoch = 0
+        self.best, self.bad_epochs, self.history = None, 0, []
+        self.data_fp = fingerprint(SimpleNamespace(root=Path(cfg.data.train)))
+
+    # ---- samples ------------------------------------------------------------------------------
+    def _centre(self, rng, lab: np.ndarray) -> tuple[int, int, int]:
+        if rng.random() < self.vc.foreground_fraction:
+            fg = np.flatnonzero((lab > 0) & (lab != self.ignore))
+            if fg.size:
+                return tuple(int(v) for v in np.unravel_index(fg[rng.integers(fg.size)], lab.shape))
+        return tuple(int(rng.integers(n)) for n in lab.shape)
+
+    def _sample(self, rng) -> tuple[np.ndarray, np.ndarray]:
+        _, img, lab = self.train_vols[int(rng.integers(len(self.train_vols)))]
+        c = self._centre(rng, lab)
+        if self.is3d:
+            x, y = _crop(img, lab, c, self.vc.patch, self.ignore)
+            x = x[None]
+        else:
+            x, y = slab(img, c[2], self.vc.context), lab[:, :, c[2]]
+        for ax in (0, 1):  # in-plane flips (x has a channel axis first)
+            if rng.random() < 0.5:
+                x, y = np.flip(x, ax + 1), np.flip(y, ax)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+    def _batch(self):
+        rng = np.random.default_rng([self.cfg.seed, self.step])
+        xs, ys = zip(*(self._sample(rng) for _ in range(self.cfg.train.batch_size)))
+        if not self.is3d:  # slices of different volumes may differ in size: pad to the largest
+            h = max(x.shape[1] for x in xs)
+            w = max(x.shape[2] for x in xs)
+            xs = [np.pad(x, ((0, 0), (0, h - x.shape[1]), (0, w - x.shape[2]))) for x in xs]
+            ys = [np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), constant_values=self.ignore)
+                  for y in ys]
+        return (torch.from_numpy(np.stack(xs)).to(self.device),
+                torch.from_numpy(np.stack(ys)).to(self.device))
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 5:  # the 2-D losses, on (B, C, I, J*K): the same sums over voxels
+            logits = logits.flatten(3)
+            y = y.flatten(2)
+        return self.loss_fn(logits, y)
+
+    # ---- loop ---------------------------------------------------------------------------------
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
+        t0, losses = time.perf_counter(), []
+        stop = False
+        try:
+            while self.step < self.total_steps and not stop:
+                self.model.train()
+                x, y = self._batch()
+                self.opt.zero_grad(set_to_none=True)
+                loss = self._loss(self.model(x), y)
+                if not torch.isfinite(loss):
+                    raise SegflowError(f"loss became {float(loss)} at step {self.step}; lower "
+                                       "optim.lr or check the labels")
+                loss.backward()
+                if cfg.train.clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.clip_grad_norm)
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                losses.append(float(loss.detach()))
+                if self.step % cfg.train.log_every == 0 or self.step == 1:
+                    self._log({"type": "train", "step": self.step, "loss": losses[-1],
+                               "lr": self.sched.get_last_lr()[0]})
+                if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
+                    rec = self.validate()
+                    rec.update(type="val", epoch=self.epoch, step=self.step,
+                               train_loss=float(np.mean(losses)) if losses else None,
+                               seconds=time.perf_counter() - t0)
+                    losses = []
+                    self.history.append(rec)
+                    self._log(rec)
+                    stop = self._early_stop(rec)
+                    self.epoch += 1
+                    self.save()
+        except KeyboardInterrupt:
+            self.save()
+            raise
+        self.save()
+        Trainer.plot(self)  # the image trainer's curves.png and metrics.csv, from metrics.jsonl
+        return self.history[-1] if self.history else {}
+
+    def _log(self, rec: dict) -> None:
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def _early_stop(self, rec: dict) -> bool:
+        es = self.cfg.train.early_stopping
+        metric = es.metric if es else "dice"
+        val = rec.get(metric)
+        if val is None or not np.isfinite(val):
+            return False
+        if self.best is None or (val < self.best if metric == "val_loss" else val > self.best):
+            self.best, self.bad_epochs = val, 0
+            self.save("best.pt")
+            return False
+        self.bad_epochs += 1
+        return es is not None and self.bad_epochs >= es.patience
+
+    @torch.no_grad()
+    def predict_normalised(self, vol: np.ndarray) -> np.ndarray:
+        """Class ids for a normalised volume with the model as it is now."""
+        self.model.eval()
+
+        def fwd(x):
+            return self.model(x.to(self.device)).float()[:, :self.num_classes].softmax(1)
+
+        if self.is3d:
+            p = sliding_window_3d(fwd, vol[None], self.num_classes, self.vc.patch,
+                                  overlap=self.vc.overlap)
+            return p.argmax(0)
+        out = np.zeros(vol.shape, np.int64)
+        for k0 in range(0, vol.shape[2], 8):
+            ks = list(range(k0, min(k0 + 8, vol.shape[2])))
+            x = torch.from_numpy(np.stack([slab(vol, k, self.vc.context) for k in ks]))
+            out[:, :, ks] = np.moveaxis(fwd(x).argmax(1).cpu().numpy(), 0, -1)
+        return out
+
+    def validate(self) -> dict:
+        if not self.val_vols:
+            return {}
+        ev = SemanticEvaluator(self.num_classes, ignore_index=self.ignore)
+        for _, img, lab in self.val_vols:
+            ev.update(lab, self.predict_normalised(img))
+        r = ev.compute()
+        fg = r.dice[1:]
+        names = self.schema.names_by_id()
+        return {"miou": r.miou, "dice": float(np.nanmean(fg)) if np.isfinite(fg).any() else None,
+                **{f"dice_{names[c] if c < len(names) and names[c] else c}":
+                   None if not np.isfinite(r.dice[c]) else float(r.dice[c])
+                   for c in range(self.num_classes)}}
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state(self) -> dict:
+        return {
+            "config": self.cfg.model_dump(),
+            "schema": {"classes": self.schema.to_list(), "ignore_index": self.schema.ignore_index},
+            "model": {"name": self.cfg.model.name, "args": self.model_args},
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": 0, "best": self.best,
+            "bad_epochs": self.bad_epochs, "history": self.history,
+            "torch_rng": torch.get_rng_state(), "cuda_rng": None,
+            "data_fingerprint": self.data_fp, "task": "semantic", "label_to_class": None,
+            "metrics": self.history[-1] if self.history else {},
+            "volume": {**self.vc.model_dump(), "mode": "3d" if self.is3d else "2.5d"},
+        }
+
+    def save(self, name: str = "last.pt") -> Path:
+        return ckpt.save(self.out / name, **self.state())
+
+    def resume(self, path: str | Path) -> None:
+        ck = ckpt.load(path)
+        if ck["model"]["name"] != self.cfg.model.name or not ck.get("volume"):
+            raise SegflowError(f"{path}: was trained as {ck['model']['name']}, the config says "
+                               f"{self.cfg.model.name} on volumes")
+        if ck["data_fingerprint"] != self.data_fp:
+            raise SegflowError(f"{path}: the training data changed since this checkpoint "
+                               "(fingerprint differs); start a new run instead of resuming")
+        self.model.load_state_dict(ck["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.step, self.epoch = ck["step"], ck["epoch"]
+        self.best, self.bad_epochs, self.history = ck["best"], ck["bad_epochs"], ck["history"]
+
+
+def _crop(img: np.ndarray, lab: np.ndarray, centre, patch, ignore: int):
+    """A ``patch``-sized crop around ``centre``, padded (image: edge, labels: ignore) where the
+    volume is smaller than the patch."""
+    sl, pads = [], []
+    for c, p, n in zip(centre, patch, img.shape):
+        s = int(np.clip(c - p // 2, 0, max(0, n - p)))
+        sl.append(slice(s, s + p))
+        pads.append((0, max(0, p - n)))
+    x, y = img[tuple(sl)], lab[tuple(sl)]
+    if any(b for _, b in pads):
+        x = np.pad(x, pads, mode="edge")
+        y = np.pad(y, pads, constant_values=ignore)
+    return x, y
