@@ -198,12 +198,14 @@ def main() -> int:
     ap.add_argument("--table", action="store_true", help="print the recorded results and exit")
     ap.add_argument("--clock", choices=["idle", "wall"], default="idle",
                     help="budget in minutes of this CPU when idle (a shared machine), or wall time")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1 on a crowded CPU: "
+                    "two threads wait for each other at every barrier)")
     ap.add_argument("--no-record", action="store_true", help="do not append to the results file")
     args = ap.parse_args()
     if args.table or args.domain is None:
         print_table()
         return 0
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     global CLOCK
     CLOCK = args.clock
     n_train, n_val, size = DATA[args.task]
@@ -213,7 +215,7 @@ def main() -> int:
         fn = run_hand if arm == "hand" else run_plan
         print(f"{args.domain} {args.task}: {arm} arm, {args.minutes} min budget", flush=True)
         r = {"domain": args.domain, "task": args.task, "arm": arm, "minutes": args.minutes,
-             "clock": CLOCK, "load_before": round(os.getloadavg()[0], 1),
+             "clock": CLOCK, "threads": args.threads, "load_before": round(os.getloadavg()[0], 1),
              **fn(args.task, tr, va, args.minutes, runs)}
         r["load_after"] = round(os.getloadavg()[0], 1)
         print(json.dumps(r), flush=True)

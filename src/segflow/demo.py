@@ -183,22 +183,31 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
         k = len(schema.classes)
         lab = kmeans(img, k=k, space="lab", seed=0).labels
         mapping = majority_mapping(lab, it.semantic.ids, k)
-        ev_u.update(it.semantic.ids, p)
+        img_miou = ev_u.update(it.semantic.ids, p)
         ev_k.update(it.semantic.ids, mapping[lab])
-        if n < 6:
+        if n < 6:  # the input, then ground truth and prediction drawn over it, side by side
             pal = schema.palette()
+            x = write_image(root / "overlays" / f"{it.name}_input.png", img)
             a = write_image(root / "overlays" / f"{it.name}_unet.png",
-                            draw_overlay(img, p, palette=pal, alpha=0.6))
+                            draw_overlay(img, p, palette=pal, alpha=0.55))
             b = write_image(root / "overlays" / f"{it.name}_gt.png",
-                            draw_overlay(img, it.semantic.ids, palette=pal, alpha=0.6))
-            cards.append({"title": it.name, "subtitle": "held-out scene",
-                          "images": [{"src": relpath(b, out), "caption": "ground truth"},
-                                     {"src": relpath(a, out), "caption": "U-Net"}], "facts": []})
+                            draw_overlay(img, it.semantic.ids, palette=pal, alpha=0.55))
+            cards.append({"title": it.name, "subtitle": f"held-out scene, mIoU {img_miou:.3f}",
+                          "layout": "trio",
+                          "images": [{"src": relpath(x, out), "caption": "input"},
+                                     {"src": relpath(b, out), "caption": "ground truth"},
+                                     {"src": relpath(a, out), "caption": "U-Net prediction"}],
+                          "facts": []})
     ru, rk = ev_u.compute(), ev_k.compute()
-    curves = root / "run" / "curves.png"
-    if curves.exists():
-        cards.insert(0, {"title": "training curves", "subtitle": "", "facts": [],
-                         "images": [{"src": relpath(curves, out), "caption": "loss and val mIoU"}]})
+    from segflow.train.curves import plot_curves
+
+    curves = plot_curves(root / "run" / "metrics.jsonl", root / "curves.png", metric="miou",
+                         title=f"U-Net on synthetic {domain} scenes: {steps} steps")
+    if curves is not None:
+        cards.insert(0, {"title": "training curves", "subtitle": "loss per step; validation "
+                         "mIoU on the held-out scenes after each epoch", "facts": [],
+                         "layout": "wide",
+                         "images": [{"src": relpath(curves, out), "caption": ""}]})
     return {"title": f"Deep model: U-Net trained from scratch on synthetic {domain} scenes",
             "text": f"{steps} steps ({train_s:.0f} s on this machine's CPU) on 120 generated "
                     f"128x128 scenes, scored on 12 held-out scenes (another seed). "
@@ -209,6 +218,8 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
                  f"{ru.mean_dice:.3f}"],
                 ["k-means + majority mapping", f"{rk.miou:.3f}", f"{rk.pixel_accuracy:.3f}",
                  f"{rk.mean_dice:.3f}"]]},
+            "legend": [{"name": c.name, "color": "#{:02x}{:02x}{:02x}".format(*c.color)}
+                       for c in schema.classes],
             "cards": cards}
 
 

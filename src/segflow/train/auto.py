@@ -68,7 +68,7 @@ def auto_train(data: str | Path, *, task: str | None = None, minutes: float | No
 
     t0 = time.perf_counter()
     plan = make_plan(data, task=task, minutes=minutes, steps=steps, device=device, preset=preset,
-                     out=out, seed=seed, val=val, cache=cache, remeasure=remeasure, started=t0)
+                     out=out, seed=seed, val=val, cache=cache, remeasure=remeasure)
     path = save_plan(plan, Path(config_out) if config_out else Path(plan.config["out"]) / "plan.yaml")
     cfg = load_config(path)
     tr = Trainer(cfg, device=device, progress=progress)
