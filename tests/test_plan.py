@@ -214,25 +214,38 @@ def _cli(*args):
                           text=True, timeout=600)
 
 
-def test_cli_plan_and_train_data(tiny, tmp_path):
-    r = _cli("plan", tiny, "--steps", "3", "-o", tmp_path / "p.yaml", "--run-dir", tmp_path / "run")
-    assert r.returncode == 0, r.stderr
+def _run(*args):
+    """The CLI in this process (no second torch import): (exit code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from segflow.cli.main import app
+
+    r = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_cli_plan_and_train_data_and_the_saved_config_reproduces(tiny, tmp_path):
+    code, out, _ = _run("plan", tiny, "--steps", "3", "-o", tmp_path / "p.yaml", "--run-dir",
+                        tmp_path / "run")
+    assert code == 0
     assert load_config(tmp_path / "p.yaml").train.max_steps == 3
-    r = _cli("train", tiny, "--steps", "2", "--run-dir", tmp_path / "run2")
-    assert r.returncode == 0, r.stderr
-    assert "config saved:" in r.stderr and (tmp_path / "run2" / "plan.yaml").is_file()
+    code, _, err = _run("train", tiny, "--steps", "2", "--run-dir", tmp_path / "run2")
+    assert code == 0 and "config saved:" in err and (tmp_path / "run2" / "plan.yaml").is_file()
     # the saved config reproduces the run: same steps, same losses step by step
-    r2 = _cli("train", tmp_path / "run2" / "plan.yaml", "--json")
-    assert r2.returncode == 0, r2.stderr
-    assert json.loads(r2.stdout)["step"] == 2
+    code, out, _ = _run("train", tmp_path / "run2" / "plan.yaml", "--json")
+    assert code == 0 and json.loads(out)["step"] == 2
     recs = [json.loads(x) for x in (tmp_path / "run2" / "metrics.jsonl").read_text().splitlines()]
     first = {r["step"]: r["loss"] for r in recs[:len(recs) // 2] if r["type"] == "train"}
     again = {r["step"]: r["loss"] for r in recs[len(recs) // 2:] if r["type"] == "train"}
     assert first and first == again
+
+
+def test_cli_mistakes_are_one_line(tmp_path):
     r = _cli("plan", tmp_path / "missing")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no such dataset" in r.stderr
-    r = _cli("train", tmp_path / "p.yaml", "--minutes", "3")
-    assert r.returncode == 2 and "dataset folder" in r.stderr
+    (tmp_path / "c.yaml").write_text("data: {train: x}\n")
+    r = _cli("train", tmp_path / "c.yaml", "--minutes", "3")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "dataset folder" in r.stderr
 
 
 def test_help_describes_the_tool():

@@ -360,7 +360,7 @@ def _instance(fp: Fingerprint, p: dict, preset: str, why: dict) -> dict:
 def _cache_key(cfg: dict, device: str) -> str:
     import torch
 
-    probe = {k: cfg[k] for k in ("task", "model", "loss")} | {
+    probe = {k: cfg.get(k) for k in ("task", "model", "loss")} | {
         "crop": cfg["train"].get("crop"), "batch": cfg["train"]["batch_size"], "device": device,
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "host": platform.node(), "machine": platform.machine(), "cpus": os.cpu_count()}
