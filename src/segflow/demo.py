@@ -127,9 +127,11 @@ def synthetic_baseline(out: Path, *, domain: str = "street", n: int = 8, seed: i
             "table": {"header": ["class", "IoU", "Dice"], "rows": rows}, "cards": cards}
 
 
-def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> dict:
-    """Train a small U-Net on a generated set for about ``seconds`` on this machine, score it
-    on held-out scenes beside the classical baseline, and return a report section."""
+def deep_model(out: Path, *, seconds: float = 120, domain: str = "street",
+               steps: int | None = None) -> dict:
+    """Train a small U-Net on a generated set for about ``seconds`` on this machine (or for
+    ``steps`` steps), score it on held-out scenes beside the classical baseline, and return a
+    report section."""
     import time
 
     import torch
@@ -160,12 +162,13 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
             "train": {"epochs": 1000, "max_steps": steps, "batch_size": 8, "crop": 96,
                       "checkpoint_every": 10**6, "log_every": 5}})
 
-    probe = Trainer(cfg(3), progress=False)
-    t0 = time.perf_counter()
-    for _ in range(3):
-        probe.train_step(*probe._batch(list(range(len(probe.train_set))), 0))
-    per_step = (time.perf_counter() - t0) / 3
-    steps = max(5, int(seconds / per_step))
+    if steps is None:
+        probe = Trainer(cfg(3), progress=False)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            probe.train_step(*probe._batch(list(range(len(probe.train_set))), 0))
+        per_step = (time.perf_counter() - t0) / 3
+        steps = max(5, int(seconds / per_step))
     t0 = time.perf_counter()
     trainer = Trainer(cfg(steps), progress=sys.stderr.isatty())
     trainer.fit()
@@ -181,22 +184,31 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
         k = len(schema.classes)
         lab = kmeans(img, k=k, space="lab", seed=0).labels
         mapping = majority_mapping(lab, it.semantic.ids, k)
-        ev_u.update(it.semantic.ids, p)
+        img_miou = ev_u.update(it.semantic.ids, p)
         ev_k.update(it.semantic.ids, mapping[lab])
-        if n < 6:
+        if n < 6:  # the input, then ground truth and prediction drawn over it, side by side
             pal = schema.palette()
+            x = write_image(root / "overlays" / f"{it.name}_input.png", img)
             a = write_image(root / "overlays" / f"{it.name}_unet.png",
-                            draw_overlay(img, p, palette=pal, alpha=0.6))
+                            draw_overlay(img, p, palette=pal, alpha=0.55))
             b = write_image(root / "overlays" / f"{it.name}_gt.png",
-                            draw_overlay(img, it.semantic.ids, palette=pal, alpha=0.6))
-            cards.append({"title": it.name, "subtitle": "held-out scene",
-                          "images": [{"src": relpath(b, out), "caption": "ground truth"},
-                                     {"src": relpath(a, out), "caption": "U-Net"}], "facts": []})
+                            draw_overlay(img, it.semantic.ids, palette=pal, alpha=0.55))
+            cards.append({"title": it.name, "subtitle": f"held-out scene, mIoU {img_miou:.3f}",
+                          "layout": "trio",
+                          "images": [{"src": relpath(x, out), "caption": "input"},
+                                     {"src": relpath(b, out), "caption": "ground truth"},
+                                     {"src": relpath(a, out), "caption": "U-Net prediction"}],
+                          "facts": []})
     ru, rk = ev_u.compute(), ev_k.compute()
-    curves = root / "run" / "curves.png"
-    if curves.exists():
-        cards.insert(0, {"title": "training curves", "subtitle": "", "facts": [],
-                         "images": [{"src": relpath(curves, out), "caption": "loss and val mIoU"}]})
+    from segflow.train.curves import plot_curves
+
+    curves = plot_curves(root / "run" / "metrics.jsonl", root / "curves.png", metric="miou",
+                         title=f"U-Net on synthetic {domain} scenes: {steps} steps")
+    if curves is not None:
+        cards.insert(0, {"title": "training curves", "subtitle": "loss per step; validation "
+                         "mIoU on the held-out scenes after each epoch", "facts": [],
+                         "layout": "wide",
+                         "images": [{"src": relpath(curves, out), "caption": ""}]})
     return {"title": f"Deep model: U-Net trained from scratch on synthetic {domain} scenes",
             "text": f"{steps} steps ({train_s:.0f} s on this machine's CPU) on 120 generated "
                     f"128x128 scenes, scored on 12 held-out scenes (another seed). "
@@ -207,10 +219,13 @@ def deep_model(out: Path, *, seconds: float = 120, domain: str = "street") -> di
                  f"{ru.mean_dice:.3f}"],
                 ["k-means + majority mapping", f"{rk.miou:.3f}", f"{rk.pixel_accuracy:.3f}",
                  f"{rk.mean_dice:.3f}"]]},
+            "legend": [{"name": c.name, "color": "#{:02x}{:02x}{:02x}".format(*c.color)}
+                       for c in schema.classes],
             "cards": cards}
 
 
-def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path:
+def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120,
+             train_steps: int | None = None) -> Path:
     """Run the demo into ``out`` and return the report's path."""
     out = Path(out)
     images_dir = out / "images"
@@ -256,7 +271,7 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
             })
     elapsed = time.perf_counter() - t0
     sections = [
-        _deep_section(out, train_seconds),
+        _deep_section(out, train_seconds, train_steps),
         synthetic_baseline(out),
         {"title": "Segmentations", "cards": cards,
          "text": f"{len(cards)} images through {len(by_pipeline)} example pipelines in "
@@ -277,7 +292,7 @@ def run_demo(out: Path, *, workers: int = 2, train_seconds: float = 120) -> Path
     )
 
 
-def _deep_section(out: Path, seconds: float) -> dict:
+def _deep_section(out: Path, seconds: float, steps: int | None = None) -> dict:
     """The deep-model section, or a note naming the extra when torch is not installed."""
     from segflow._extras import MissingExtraError, require
 
@@ -286,7 +301,7 @@ def _deep_section(out: Path, seconds: float) -> dict:
     except MissingExtraError as e:
         print(f"note: {e} (the deep-model section is skipped)", file=sys.stderr)
         return {"title": "Deep model", "text": f"Skipped: {e}."}
-    return deep_model(out, seconds=seconds)
+    return deep_model(out, seconds=seconds, steps=steps)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,8 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--train-seconds", type=float, default=120,
                     help="CPU time budget for the demo's U-Net (default 120)")
+    ap.add_argument("--train-steps", type=int, default=None,
+                    help="train the demo's U-Net for this many steps instead (a busy machine)")
     args = ap.parse_args(argv)
-    report = run_demo(Path(args.out), workers=args.workers, train_seconds=args.train_seconds)
+    report = run_demo(Path(args.out), workers=args.workers, train_seconds=args.train_seconds,
+                      train_steps=args.train_steps)
     print(f"report: {report.resolve()}")
     return 0
 

@@ -15,8 +15,14 @@ from segflow.ops.threshold import THRESHOLD_METHODS
 
 app = typer.Typer(
     name="segflow",
-    help="segflow: image segmentation workbench — preprocessing, classical segmentation, "
-         "pipelines.",
+    help="segflow: image segmentation workbench. Preprocessing and classical segmentation "
+         "(`inspect`, `segment`, `run` pipelines); deep training of semantic, instance (Mask "
+         "R-CNN) and panoptic models, planned from your data in a time budget (`plan`, `train "
+         "DATA --minutes N`, or `train CONFIG.yaml`); `predict`, `eval` (mIoU, mask AP, PQ) and "
+         "`export` (ONNX, TorchScript); dataset formats and synthetic data (`data`, `convert`: "
+         "COCO, COCO panoptic, Cityscapes, VOC, YOLO, folders); and `studio`, a web app to "
+         "annotate, review and pre-label. Start: `segflow data synth street -n 300 -o "
+         "data/street` then `segflow train data/street --minutes 8`.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -240,12 +246,14 @@ from segflow.cli import data as _data  # noqa: E402
 from segflow.cli import examples as _examples  # noqa: E402
 from segflow.cli import geo as _geo  # noqa: E402
 from segflow.cli import models as _models  # noqa: E402
+from segflow.cli import plan as _plan  # noqa: E402
 from segflow.cli import studio as _studio  # noqa: E402
 from segflow.cli.evalcmd import EPILOG as _EVAL_EPILOG  # noqa: E402
 from segflow.cli.evalcmd import eval_command as _eval  # noqa: E402
 
 app.add_typer(_data.app, name="data")
 app.command("train", epilog=_models.TRAIN_EPILOG)(_models.train_command)
+app.command("plan", epilog=_plan.PLAN_EPILOG)(_plan.plan_command)
 app.command("predict", epilog=_models.PREDICT_EPILOG)(_models.predict_command)
 app.command("export")(_models.export_command)
 app.add_typer(_models.models_app, name="models")

@@ -14,9 +14,19 @@ from segflow.cli._common import console, emit_json, error_line
 from segflow.models.registry import MODELS
 
 TRAIN_EPILOG = f"""
+Two forms: **`segflow train DATA --minutes N`** plans a config from a labelled dataset folder
+(see `segflow plan`), saves it, trains, and scores the model on held-out images; **`segflow
+train CONFIG.yaml`** trains from a config file. Tasks: semantic (U-Net, DeepLabV3+, FPN),
+instance (Mask R-CNN, `task: instance`) and panoptic (`--task panoptic`: a U-Net with a
+distance head; or a semantic model + a Mask R-CNN fused by `segflow predict --things`).
+
 **Examples**
 
     segflow data synth street -n 400 --seed 1 -o data/street-train
+
+    segflow train data/street-train --minutes 8                 # plan, train, evaluate
+
+    segflow train data/retail --task instance --minutes 10 --preset balanced
 
     segflow train street_unet                                # a shipped example config, by name
 
@@ -35,15 +45,38 @@ shipped configs to `configs/` to edit.
 
 
 def train_command(
-    config: Path = typer.Argument(..., help="Training config (YAML)."),
+    config: Path = typer.Argument(..., help="Training config (YAML), or a labelled dataset "
+                                  "folder to plan a config for (with --minutes)."),
     resume: str = typer.Option(None, "--resume", help="Checkpoint to continue ('last' = out/last.pt).",
                                flag_value="last", is_flag=False),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    minutes: float = typer.Option(None, "--minutes", help="DATA form: time budget (default 10)."),
+    task: str = typer.Option(None, "--task", help="DATA form: semantic, instance or panoptic."),
+    preset: str = typer.Option(None, "--preset", help="DATA form: cpu-fast, balanced or "
+                               "gpu-quality."),
+    steps: int = typer.Option(None, "--steps", help="DATA form: fix the step count."),
+    val: Path = typer.Option(None, "--val", help="DATA form: held-out folder (default: a split)."),
+    run_dir: str = typer.Option(None, "--run-dir", help="DATA form: output folder."),
 ) -> None:
-    """Train a semantic segmentation model from a config file."""
+    """Train a segmentation model (semantic, instance or panoptic) from a config file, or plan,
+    train and evaluate one from a labelled dataset folder in a time budget."""
     require("deep", what="segflow train")
+    from segflow.errors import SegflowError
     from segflow.train import load_config
+
+    if config.is_dir():
+        if resume:
+            raise SegflowError("--resume needs the config file the run was planned into "
+                               "(OUT/plan.yaml)")
+        from segflow.cli.plan import train_data
+
+        train_data(config, task=task, minutes=10.0 if minutes is None else minutes, steps=steps,
+                   device=device, preset=preset, val=val, run_dir=run_dir, json_out=json_out)
+        return
+    if any(v is not None for v in (minutes, task, preset, steps, val, run_dir)):
+        raise SegflowError(f"{config}: --minutes, --task, --preset, --steps, --val and --run-dir "
+                           "go with a dataset folder, not a config file")
     from segflow.train.trainer import Trainer
 
     cfg = load_config(config)
@@ -64,8 +97,9 @@ def train_command(
     if json_out:
         emit_json(d)
     else:
-        console.print(f"{cfg.name}: {tr.step} steps, val mIoU "
-                      f"{last.get('miou') or float('nan'):.4f} -> {cfg.out}")
+        key = "ap50" if cfg.task == "instance" else "miou"
+        console.print(f"{cfg.name}: {tr.step} steps, val {key} {last.get(key, float('nan')):.4f}"
+                      f" -> {cfg.out}")
 
 
 PREDICT_EPILOG = """
