@@ -65,7 +65,7 @@ def make_raster(path: Path, size: int, strip: int = 512) -> None:
 
 def run(src: Path, out: Path, *extra: str) -> tuple[float, float]:
     """`segflow [extra] run pipelines/otsu.yaml src -o out`: (seconds, peak RSS in MiB)."""
-    return segflow(*extra, "run", str(ROOT / "pipelines/otsu.yaml"), str(src), "-o", str(out),
+    return segflow(*extra, "run", "otsu", str(src), "-o", str(out),
                    "--no-overlay", "--json")
 
 

@@ -35,7 +35,7 @@ def test_every_list_of_names_is_the_registry():
     from segflow.synth.export import EXPORT_FORMATS
 
     assert tuple(ExportIn.model_json_schema()["properties"]["format"]["enum"]) == FORMAT_NAMES
-    assert EXPORT_FORMATS == FORMAT_NAMES
+    assert EXPORT_FORMATS == (*FORMAT_NAMES, "geotiff")  # + georeferenced synthetic scenes (geo)
     for args in (["convert", "--help"], ["data", "synth", "--help"]):
         p = subprocess.run([sys.executable, "-m", "segflow", *args], capture_output=True,
                            text=True, cwd=ROOT, timeout=120, env={**os.environ, "COLUMNS": "200"})

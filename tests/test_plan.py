@@ -13,7 +13,7 @@ import yaml
 
 from segflow.annotations import LabelSchema, Panoptic, Segment, SemanticMask
 from segflow.errors import SegflowError
-from segflow.formats import folders, open_dataset
+from segflow.formats import Sample, folders, open_dataset
 from segflow.io import write_image
 from segflow.train.config import load_config
 from segflow.train.fingerprint import compute_fingerprint, sample_indices
@@ -48,7 +48,8 @@ def _scene(squares, *, h=64, w=64, grass_rows=0, rgb=True):
 
 
 def _write(root, scenes):
-    folders.write(root, SCHEMA, ((f"s{i}", *sc) for i, sc in enumerate(scenes)))
+    folders.write(root, SCHEMA, (Sample(f"s{i}", img, pan, semantic=sem)
+                                 for i, (img, sem, pan) in enumerate(scenes)))
     return root
 
 
@@ -180,7 +181,8 @@ def test_bad_folders_get_one_clear_line(tmp_path):
     with pytest.raises(SegflowError, match="no such dataset folder"):
         make_plan(tmp_path / "nope", steps=1)
     sem_only = tmp_path / "sem"
-    folders.write(sem_only, SCHEMA, [("a", *_scene([(4, 4, 8, 8)])[:2], None)])
+    img, sem, _ = _scene([(4, 4, 8, 8)])
+    folders.write(sem_only, SCHEMA, [Sample("a", img, semantic=sem)])
     with pytest.raises(SegflowError, match="needs object labels"):
         make_plan(sem_only, task="panoptic", steps=1)
 

@@ -80,7 +80,7 @@ def test_cli_run_and_segment_keep_the_georeferencing(tmp_path):
     img = scene(300, 300, seed=4)
     src = write_tif(tmp_path / "s.tif", img)
     # --max-pixels below the raster's size: read by windows.
-    segflow("--max-pixels", 20000, "run", "pipelines/otsu.yaml", src, "-o", tmp_path / "run",
+    segflow("--max-pixels", 20000, "run", "otsu", src, "-o", tmp_path / "run",
             check=0)
     segflow("segment", "otsu", src, "-o", tmp_path / "seg", check=0)
     ref = apply_pipeline(parse_pipeline({"steps": ["grayscale", {"blur": {"sigma": 1}},
@@ -155,8 +155,8 @@ def test_band_out_of_range_is_one_line(tmp_path):
         parse_pipeline({"raster": {"bands": [1, 2]}, "steps": ["threshold"]})
 
 
-def test_a_raster_without_crs_warns_and_runs_in_pixel_coordinates(tmp_path, monkeypatch):
-    from segflow.io import set_max_pixels
+def test_a_raster_without_crs_warns_and_runs_in_pixel_coordinates(tmp_path):
+    from segflow.io import pixel_limit
 
     img = scene(200, 200, seed=7)
     src = write_tif(tmp_path / "plain.tif", img, crs=None)
@@ -175,9 +175,7 @@ def test_a_raster_without_crs_warns_and_runs_in_pixel_coordinates(tmp_path, monk
         out = run_image(spec, src, tmp_path / "plain")
     assert out.outputs[0].endswith("plain_mask.png")
     # ... and over the cap it is read by windows rather than refused.
-    monkeypatch.setattr("segflow.io._max_pixels", 10_000)
-    set_max_pixels(10_000)
-    with pytest.warns(GeoWarning):
+    with pixel_limit(10_000), pytest.warns(GeoWarning):
         out = run_image(spec, src, tmp_path / "big")
     assert out.outputs[0].endswith("plain_mask.tif")
 

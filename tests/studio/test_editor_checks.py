@@ -44,8 +44,8 @@ def test_untouched_prelabels_are_flagged(studio):
     st = studio
     ctx = setup_project(st, 2)
     pid, (t1, t2) = ctx["pid"], ctx["tasks"]
-    st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel", json={"mode": "pipeline",
-                                                                   "pipeline": "auto"})
+    st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60", json={"mode": "pipeline",
+                                                                           "pipeline": "auto"})
     assert st.ok("annotator", "GET", f"/api/tasks/{t1}")["untouched_prelabel"] is True
     for tid, edit in ((t1, False), (t2, True)):
         a = st.ok("annotator", "GET", f"/api/tasks/{tid}/annotation")

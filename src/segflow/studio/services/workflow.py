@@ -251,7 +251,7 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None
         labels = prelabel_segments(p, store.read(img.sha256, img.ext))
         if labels is not None and labels.segments:
             res = db.execute(update(Task).where(Task.id == tid, Task.version == 0)
-                             .values(version=1))
+                             .values(version=1, prelabel_untouched=True))
             if res.rowcount == 1:
                 db.add(Annotation(task_id=tid, version=1, author_id=None, kind="prelabel",
                                   segments=labels.segments, runs=labels.runs))
