@@ -42,7 +42,9 @@ class _Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _Block())
 '''
 HEAVY = ["torch", "torchvision", "onnx", "onnxruntime", "fastapi", "starlette", "uvicorn",
-         "sqlalchemy", "alembic", "psycopg", "argon2", "multipart", "python_multipart"]
+         "sqlalchemy", "alembic", "psycopg", "argon2", "multipart", "python_multipart",
+         # and every other extra's modules: the light core must not need them either
+         *sorted({m for mods in _extras.EXTRAS.values() for m in mods})]
 
 
 @pytest.fixture(scope="module")
