@@ -42,6 +42,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """AdamW or SGD (Nesterov) over the trainable parameters, as ``cfg.optim`` says."""
+    o = cfg.optim
+    params = [p for p in model.parameters() if p.requires_grad]
+    if o.name == "adamw":
+        return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay,
+                           nesterov=True)
+
+
 def lr_lambda(cfg: TrainConfig, total: int):
     s = cfg.schedule
 
@@ -118,12 +128,7 @@ class Trainer:
                                dice_weight=cfg.loss.dice_weight,
                                distance_weight=cfg.loss.distance_weight,
                                num_classes=self.num_classes).to(self.device)
-        o = cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = (torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-                    if o.name == "adamw" else
-                    torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
-                                    weight_decay=o.weight_decay, nesterov=True))
+        self.opt = make_optimizer(cfg, self.model)
         bs = cfg.train.batch_size
         self.batches_per_epoch = max(1, math.ceil(len(train_idx) / bs))
         self.steps_per_epoch = max(1, self.batches_per_epoch // cfg.train.grad_accum)

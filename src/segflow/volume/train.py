@@ -29,7 +29,7 @@ from segflow.train import checkpoint as ckpt
 from segflow.train.config import TrainConfig
 from segflow.train.data import fingerprint
 from segflow.train.losses import SegLoss
-from segflow.train.trainer import Trainer, lr_lambda, pick_device
+from segflow.train.trainer import Trainer, lr_lambda, make_optimizer, pick_device
 from segflow.volume.io import check_aligned, list_volumes, read_volume, volume_stem
 from segflow.volume.predict import normalize, slab, sliding_window_3d
 
@@ -93,12 +93,7 @@ class VolumeTrainer:
                                class_weights=cfg.loss.class_weights, focal_gamma=cfg.loss.focal_gamma,
                                dice_weight=cfg.loss.dice_weight,
                                num_classes=self.num_classes).to(self.device)
-        o = cfg.optim
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = (torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
-                    if o.name == "adamw" else
-                    torch.optim.SGD(params, lr=o.lr, momentum=o.momentum,
-                                    weight_decay=o.weight_decay, nesterov=True))
+        self.opt = make_optimizer(cfg, self.model)
         bs = cfg.train.batch_size
         self.steps_per_epoch = max(1, math.ceil(len(self.train_vols) * self.vc.samples_per_volume / bs))
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
