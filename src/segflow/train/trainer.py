@@ -167,6 +167,16 @@ class Trainer:
         if ck["model"]["name"] != self.cfg.model.name:
             raise SegflowError(f"{path}: was trained as {ck['model']['name']}, the config says "
                                f"{self.cfg.model.name}")
+        self._load_common(ck, path)
+        self.batch_in_epoch = ck["batch_in_epoch"]
+        torch.set_rng_state(ck["torch_rng"])
+        if self.cuda and ck.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+
+    # ---- loop -------------------------------------------------------------------------------
+    def _load_common(self, ck: dict, path: str | Path) -> None:
+        """Restore what every trainer keeps (weights, optimiser, schedule, counters, history)
+        from checkpoint ``ck``, after checking it was made on the same training data."""
         if ck["data_fingerprint"] != self.data_fp:
             raise SegflowError(f"{path}: the training data changed since this checkpoint "
                                "(fingerprint differs); start a new run instead of resuming")
@@ -174,13 +184,8 @@ class Trainer:
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.step, self.epoch = ck["step"], ck["epoch"]
-        self.batch_in_epoch = ck["batch_in_epoch"]
         self.best, self.bad_epochs, self.history = ck["best"], ck["bad_epochs"], ck["history"]
-        torch.set_rng_state(ck["torch_rng"])
-        if self.cuda and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
 
-    # ---- loop -------------------------------------------------------------------------------
     def _log(self, rec: dict) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "metrics.jsonl", "a") as f:
@@ -278,14 +283,18 @@ class Trainer:
         self.plot()
         return self.history[-1] if self.history else {}
 
+    @property
+    def default_metric(self) -> str:
+        """What early stopping and best.pt follow when the config names nothing."""
+        return "ap50" if self.instance else "miou"
+
     def _early_stop(self, rec: dict) -> bool:
         es = self.cfg.train.early_stopping
-        metric = es.metric if es else ("ap50" if self.instance else "miou")
+        metric = es.metric if es else self.default_metric
         val = rec.get(metric)
-        if val is None:
+        if val is None or not np.isfinite(val):  # a NaN first score would block every later best
             return False
-        better = self.best is None or (val < self.best if metric == "val_loss" else val > self.best)
-        if better:
+        if self.best is None or (val < self.best if metric == "val_loss" else val > self.best):
             self.best, self.bad_epochs = val, 0
             self.save("best.pt")
             return False

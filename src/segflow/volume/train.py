@@ -185,22 +185,10 @@ class VolumeTrainer:
         Trainer.plot(self)  # the image trainer's curves.png and metrics.csv, from metrics.jsonl
         return self.history[-1] if self.history else {}
 
-    def _log(self, rec: dict) -> None:
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-
-    def _early_stop(self, rec: dict) -> bool:
-        es = self.cfg.train.early_stopping
-        metric = es.metric if es else "dice"
-        val = rec.get(metric)
-        if val is None or not np.isfinite(val):
-            return False
-        if self.best is None or (val < self.best if metric == "val_loss" else val > self.best):
-            self.best, self.bad_epochs = val, 0
-            self.save("best.pt")
-            return False
-        self.bad_epochs += 1
-        return es is not None and self.bad_epochs >= es.patience
+    default_metric = "dice"
+    # one log and one early-stopping rule for every trainer
+    _log = Trainer._log
+    _early_stop = Trainer._early_stop
 
     @torch.no_grad()
     def predict_normalised(self, vol: np.ndarray) -> np.ndarray:
@@ -259,14 +247,7 @@ class VolumeTrainer:
         if ck["model"]["name"] != self.cfg.model.name or not ck.get("volume"):
             raise SegflowError(f"{path}: was trained as {ck['model']['name']}, the config says "
                                f"{self.cfg.model.name} on volumes")
-        if ck["data_fingerprint"] != self.data_fp:
-            raise SegflowError(f"{path}: the training data changed since this checkpoint "
-                               "(fingerprint differs); start a new run instead of resuming")
-        self.model.load_state_dict(ck["state_dict"])
-        self.opt.load_state_dict(ck["optimizer"])
-        self.sched.load_state_dict(ck["scheduler"])
-        self.step, self.epoch = ck["step"], ck["epoch"]
-        self.best, self.bad_epochs, self.history = ck["best"], ck["bad_epochs"], ck["history"]
+        Trainer._load_common(self, ck, path)
 
 
 def _crop(img: np.ndarray, lab: np.ndarray, centre, patch, ignore: int):
