@@ -3,6 +3,7 @@ fresh schema per app, skipped when the server is not reachable), and users of ev
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,25 @@ def pg_available() -> bool:
             return True
     except Exception:
         return False
+
+
+@contextlib.contextmanager
+def pg_schema(prefix: str = "sf"):
+    """A fresh PostgreSQL schema on 127.0.0.1:5432/test for one test (dropped afterwards); yields
+    the database URL that uses it. Skips the test when PostgreSQL is not reachable."""
+    if not pg_available():
+        pytest.skip("PostgreSQL on 127.0.0.1:5432 (database test) is not reachable")
+    import psycopg
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    dsn = "host=127.0.0.1 port=5432 dbname=test user=postgres"
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -95,21 +115,10 @@ def make_studio(tmp_path, db_url: str | None) -> Studio:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def studio(request, tmp_path):
     if request.param == "postgresql":
-        if not pg_available():
-            pytest.skip("PostgreSQL on 127.0.0.1:5432 (database test) is not reachable")
-        import psycopg
-
-        schema = f"sf_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                             autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-        st = make_studio(tmp_path, url)
-        yield st
-        st.app.state.engine.dispose()
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                             autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {schema} CASCADE")
+        with pg_schema() as url:
+            st = make_studio(tmp_path, url)
+            yield st
+            st.app.state.engine.dispose()
     else:
         st = make_studio(tmp_path, None)
         yield st

@@ -4,6 +4,7 @@ audit log; and the scope of reviewers and managers."""
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 import uuid
@@ -289,22 +290,13 @@ def test_migration_0002_upgrades_existing_data(tmp_path, backend):
     from sqlalchemy import text
 
     from segflow.studio.db import alembic_config, make_engine
-    from tests.studio.conftest import PG_BASE, pg_available
+    from tests.studio.conftest import pg_schema
 
-    if backend == "postgresql":
-        if not pg_available():
-            pytest.skip("PostgreSQL on 127.0.0.1:5432 (database test) is not reachable")
-        import psycopg
-
-        schema = f"sf_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                             autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = make_engine(url)
-    try:
+    with contextlib.ExitStack() as stack:
+        url = (stack.enter_context(pg_schema()) if backend == "postgresql"
+               else f"sqlite:///{tmp_path / 'old.db'}")
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
         command.upgrade(alembic_config(engine), "0001")
         with engine.begin() as c:
             c.execute(text("INSERT INTO users (id, username, password_hash, role, created_at) "
@@ -335,9 +327,3 @@ def test_migration_0002_upgrades_existing_data(tmp_path, backend):
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM annotations")).scalar() == 3
             assert c.execute(text("SELECT count(*) FROM auth_tokens")).scalar() == 1
-    finally:
-        engine.dispose()
-        if backend == "postgresql":
-            with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                                 autocommit=True) as c:
-                c.execute(f"DROP SCHEMA {schema} CASCADE")

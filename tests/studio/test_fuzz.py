@@ -13,6 +13,7 @@ A modest run is part of the default suite. A larger run:
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
-from tests.studio.conftest import make_studio, pg_available, setup_project  # noqa: E402
+from tests.studio.conftest import make_studio, pg_available, pg_schema, setup_project  # noqa: E402
 
 EXAMPLES = int(os.environ.get("SEGFLOW_FUZZ_EXAMPLES", "5"))
 ROLES = ("admin", "manager", "annotator", "reviewer", "outsider", None)
@@ -33,33 +34,18 @@ SLOW = {"/api/projects/{pid}/dashboard.png": ("manager", "outsider"),
 
 @pytest.fixture(scope="module")
 def fuzz_studio(tmp_path_factory):
-    url = None
-    if os.environ.get("SEGFLOW_FUZZ_DB", "sqlite") in ("postgresql", "both") and pg_available():
-        import uuid
-
-        import psycopg
-
-        from tests.studio.conftest import PG_BASE
-
-        schema = f"sf_fuzz_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                             autocommit=True) as c:
-            c.execute(f"CREATE SCHEMA {schema}")
-        url = f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    st = make_studio(tmp_path_factory.mktemp("fuzz"), url)
-    ctx = setup_project(st, 2)
-    task = st.ok("admin", "GET", f"/api/tasks/{ctx['tasks'][0]}")
-    st.real = {"pid": ctx["pid"], "tid": ctx["tasks"][0], "iid": task["image"]["id"],
-               "vid": 1, "version": 1}
-    yield st
-    st.app.state.jobs.shutdown()
-    st.app.state.engine.dispose()
-    if url:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres",
-                             autocommit=True) as c:
-            c.execute(f"DROP SCHEMA {url.rsplit('%3D', 1)[1]} CASCADE")
+    with contextlib.ExitStack() as stack:
+        url = None
+        if os.environ.get("SEGFLOW_FUZZ_DB", "sqlite") in ("postgresql", "both") and pg_available():
+            url = stack.enter_context(pg_schema("sf_fuzz"))
+        st = make_studio(tmp_path_factory.mktemp("fuzz"), url)
+        ctx = setup_project(st, 2)
+        task = st.ok("admin", "GET", f"/api/tasks/{ctx['tasks'][0]}")
+        st.real = {"pid": ctx["pid"], "tid": ctx["tasks"][0], "iid": task["image"]["id"],
+                   "vid": 1, "version": 1}
+        yield st
+        st.app.state.jobs.shutdown()
+        st.app.state.engine.dispose()
 
 
 def send(st, case) -> None:

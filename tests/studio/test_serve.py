@@ -11,12 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import numpy as np
 import pytest
 
-from tests.studio.conftest import PG_BASE, pg_available, png_bytes
+from tests.studio.conftest import pg_schema, png_bytes
 from tests.test_cli import assert_one_line_error, segflow
 
 
@@ -84,16 +83,8 @@ def db_url(request):
     if request.param == "sqlite":
         yield None
         return
-    if not pg_available():
-        pytest.skip("PostgreSQL on 127.0.0.1:5432 (database test) is not reachable")
-    import psycopg
-
-    schema = f"sf_kill_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True) as c:
-        c.execute(f"CREATE SCHEMA {schema}")
-    yield f"{PG_BASE}?options=-csearch_path%3D{schema}"
-    with psycopg.connect("host=127.0.0.1 port=5432 dbname=test user=postgres", autocommit=True) as c:
-        c.execute(f"DROP SCHEMA {schema} CASCADE")
+    with pg_schema("sf_kill") as url:
+        yield url
 
 
 def test_kill_9_during_saves_loses_no_acknowledged_save(tmp_path, db_url):

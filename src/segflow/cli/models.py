@@ -160,15 +160,7 @@ def predict_command(
         from segflow.volume.predict import predict_volumes
 
         written, failures = predict_volumes(checkpoint, volumes, out, device=device)
-        if json_out:
-            emit_json({"outputs": written, "errors": failures})
-        else:
-            console.print(f"{len(written)} volume masks -> {out}")
-        for f in failures:
-            error_line(f, "failed")
-        if failures:
-            raise typer.Exit(1)
-        return
+        return _report(written, failures, out, "volume masks", json_out)
     pr = Predictor(checkpoint, device=device)
     progress = not json_out and sys.stderr.isatty()
     if things is not None or panoptic:
@@ -182,10 +174,15 @@ def predict_command(
 
         written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
                                    progress=progress, raster={"bands": parse_bands(bands)})
+    _report(written, failures, out, "files", json_out)
+
+
+def _report(written: list, failures: list, out: Path, what: str, json_out: bool) -> None:
+    """What ``segflow predict`` wrote, and each failure on a line of its own (exit 1 if any)."""
     if json_out:
         emit_json({"outputs": written, "errors": failures})
     else:
-        console.print(f"{len(written)} files -> {out}")
+        console.print(f"{len(written)} {what} -> {out}")
     for f in failures:
         error_line(f, "failed")
     if failures:
