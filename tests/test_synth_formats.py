@@ -328,3 +328,14 @@ def test_yolo_text_round_trip_and_polygon_fidelity(tmp_path):
     bad.write_text("9 0.1 0.1 0.2 0.2 0.3 0.1\n")
     with pytest.raises(SegflowError, match="class 9 outside"):
         yolo.read(tmp_path / "y")[0]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["street", "-n", str(2**64)], "-n must be 1..1000000"),  # used to generate forever
+    (["medical3d", "-n", "0"], "-n must be 1..1000000"),
+    (["street", "-n", "1", "--size", str(10**9)], "size must be 32..8192"),  # was a traceback
+])
+def test_cli_synth_bounds_are_one_line(tmp_path, args, msg):
+    p = _cli("data", "synth", *args, "-o", tmp_path / "x")
+    assert p.returncode == 2 and msg in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "x").exists()

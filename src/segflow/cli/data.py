@@ -8,12 +8,16 @@ from pathlib import Path
 import typer
 
 from segflow.cli._common import console, emit_json
+from segflow.errors import SegflowError
 from segflow.formats import FORMAT_NAMES, formats_help
 
 _NAMES = ", ".join(FORMAT_NAMES)
 
 app = typer.Typer(help="Datasets: generate synthetic sets.", no_args_is_help=True,
                   rich_markup_mode="markdown")
+
+
+MAX_SCENES = 1_000_000  # one synthetic set; more is a mistake (or a full disk) waiting to happen
 
 
 @app.command(epilog=f"""
@@ -48,6 +52,8 @@ def synth(
     from segflow.synth import VOLUME_DOMAINS
     from segflow.synth.export import export_synthetic
 
+    if not 1 <= n <= MAX_SCENES:
+        raise SegflowError(f"-n must be 1..{MAX_SCENES} scenes, got {n}")
     if domain in VOLUME_DOMAINS:
         VOLUME_DOMAINS[domain][0](out, n=n, seed=seed, size=size, difficulty=difficulty,
                                   n_lesions=n_objects, progress=not json_out and sys.stderr.isatty())

@@ -42,6 +42,18 @@ def _get(domain: str):
             f"unknown domain {domain!r}; use one of {', '.join(DOMAINS)}") from None
 
 
+#: the largest synthetic image side (a 8192x8192 scene is 200 MB of RGB and labels)
+MAX_SIDE = 8192
+
+
+def check_size(size: int | tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` of a synthetic scene; a one-line error outside 32..MAX_SIDE."""
+    h, w = (size, size) if isinstance(size, int) else size
+    if not (32 <= h <= MAX_SIDE and 32 <= w <= MAX_SIDE):
+        raise SegflowError(f"synth: size must be 32..{MAX_SIDE} pixels a side, got {w}x{h}")
+    return h, w
+
+
 def synthesize(
     domain: str,
     *,
@@ -67,9 +79,7 @@ def synthesize(
     difficulty : "easy" | "medium" | "hard" or Difficulty
     """
     make, _schema, default_n = _get(domain)
-    h, w = (size, size) if isinstance(size, int) else size
-    if h < 32 or w < 32:
-        raise SegflowError(f"synth: size must be at least 32x32, got {w}x{h}")
+    h, w = check_size(size)
     diff = difficulty if isinstance(difficulty, Difficulty) else Difficulty.preset(difficulty)
     if n_objects is None:
         n_objects = max(1, int(round(default_n * (h * w) / 256**2)))

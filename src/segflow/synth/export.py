@@ -6,7 +6,7 @@ from pathlib import Path
 
 from segflow.errors import SegflowError
 from segflow.formats import FORMATS, Sample, get_format, write_dataset
-from segflow.synth import DOMAINS, synthesize
+from segflow.synth import DOMAINS, check_size, synthesize
 
 #: Synthetic sets can be written in every format (each holds what it can of the scenes), and as
 #: georeferenced GeoTIFFs (the geo extra).
@@ -26,6 +26,7 @@ def export_synthetic(domain: str, out: str | Path, *, n: int, seed: int, size: i
         get_format(fmt)
     if n < 1:
         raise SegflowError(f"-n must be at least 1, got {n}")
+    check_size(size)  # before anything is written
     out = Path(out)
     schema = DOMAINS[domain][1]
     from rich.progress import Progress
