@@ -146,7 +146,10 @@ def test_annotate_review_export_in_chromium(server, browser, tmp_path):
     admin.click("#create-project")
     admin.wait_for_url("**/projects/*")
     pid = int(admin.url.rsplit("/", 1)[1])
-    assert admin.inner_text("#p-title") == "Blobs <b>e2e</b>"  # shown as text, not markup
+    from playwright.sync_api import expect
+
+    # shown as text, not markup; the page fills the title from the API after loading, so wait
+    expect(admin.locator("#p-title")).to_have_text("Blobs <b>e2e</b>")
     for name in ("annie", "rev"):
         admin.select_option("#m-user", label=f"{name} ({'annotator' if name == 'annie' else 'reviewer'})")
         admin.click("#add-member")
