@@ -39,7 +39,7 @@ docs-serve: $(STAMP)
 # Build the wheel, install it (not editable) into a clean venv with only the core dependencies,
 # and run the README tour's light commands from it; a deep command must name segflow[deep].
 wheel-check: $(STAMP)
-	BUILD_PY=$(BIN)/python PY=$(PY) scripts/wheel_check.sh
+	BUILD_PY=$(abspath $(BIN))/python PY=$(PY) scripts/wheel_check.sh
 
 # The studio's browser tests drive Debian's Chromium (never a browser downloaded by a tool).
 browser:

@@ -12,6 +12,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PY:-python3}"
 BUILD_PY="${BUILD_PY:-$([ -x "$root/.venv/bin/python" ] && echo "$root/.venv/bin/python" || echo "$PY")}"
+# A relative BUILD_PY (the Makefile passes .venv/bin/python) means relative to where we were
+# called from; the build runs in another folder, so make it absolute now.
+case "$BUILD_PY" in */*) [ "${BUILD_PY#/}" != "$BUILD_PY" ] || BUILD_PY="$PWD/$BUILD_PY" ;; esac
 work="$(mktemp -d "${TMPDIR:-/tmp}/segflow-wheel.XXXXXX")"
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 unset PYTHONPATH  # nothing from the checkout may leak in

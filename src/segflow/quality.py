@@ -373,3 +373,20 @@ def _as_panoptic(x, schema: LabelSchema, task: str) -> Panoptic:
 
 __all__ = ["TASKS", "ReferenceScore", "agree", "consensus", "open_annotators",
            "score_against_reference"]
+
+
+def prelabel_edit_rate(prelabel, final, *, ignore_index: int | None = None) -> float:
+    """The fraction of pixels a human changed between a pre-label and the saved label.
+
+    ``prelabel`` and ``final`` are ``(H, W)`` class-id arrays of the same image (semantic masks,
+    or the category maps of instance/panoptic labels). Pixels equal to ``ignore_index`` in the
+    final label are left out. 0.0 means the pre-label was accepted as it came; 1.0 that every
+    pixel was repainted. An image with no counted pixel gives 0.0.
+    """
+    p, f = np.asarray(prelabel), np.asarray(final)
+    if p.shape != f.shape:
+        raise SegflowError(f"pre-label is {p.shape[1]}x{p.shape[0]} but the label is "
+                           f"{f.shape[1]}x{f.shape[0]}: not the same image")
+    keep = np.ones(f.shape, bool) if ignore_index is None else f != ignore_index
+    n = int(keep.sum())
+    return float(((p != f) & keep).sum() / n) if n else 0.0

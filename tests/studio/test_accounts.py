@@ -316,7 +316,7 @@ def test_migration_0002_upgrades_existing_data(tmp_path, backend):
             c.execute(text("INSERT INTO annotations (task_id, version, kind, segments, created_at) "
                            "VALUES (1, 1, 'prelabel', '[]', '2026-01-01'), "
                            "(2, 1, 'prelabel', '[]', '2026-01-01'), (2, 2, 'save', '[]', '2026-01-01')"))
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "heads")
         with engine.connect() as c:
             flags = dict(c.execute(text("SELECT id, prelabel_untouched FROM tasks")).all())
             assert {k: bool(v) for k, v in flags.items()} == {1: True, 2: False}

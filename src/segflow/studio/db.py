@@ -59,7 +59,7 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     try:
-        command.upgrade(alembic_config(engine), "head")
+        command.upgrade(alembic_config(engine), "heads")
     except Exception as e:  # connection refused, permissions, ...
         raise SegflowError(f"database {engine.url.render_as_string(hide_password=True)}: "
                            f"{str(e).splitlines()[0]}") from None
