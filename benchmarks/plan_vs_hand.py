@@ -56,7 +56,7 @@ DATA = {"semantic": (300, 50, 256), "instance": (400, 50, 192), "panoptic": (300
 def hand_semantic(train: Path, out: Path, *, distance: bool = False) -> dict:
     import yaml
 
-    cfg = yaml.safe_load((ROOT / "configs" / "street_unet.yaml").read_text())
+    cfg = yaml.safe_load((ROOT / "src/segflow/resources/configs" / "street_unet.yaml").read_text())
     cfg.update(out=str(out), name=out.name)
     cfg["data"] = {"train": str(train), "val_fraction": 0.02}
     cfg["train"].pop("early_stopping", None)  # budget-limited: run every step
