@@ -34,6 +34,10 @@ distance head; or a semantic model + a Mask R-CNN fused by `segflow predict --th
 
     segflow train configs/street_unet.yaml --device cpu
 
+    segflow train configs/street_unet.yaml --nproc 2        # torch DDP: 2 processes (gloo/NCCL)
+
+    torchrun --nproc-per-node 4 -m segflow train configs/street_unet.yaml   # the same, by torchrun
+
     segflow train configs/ct3d_unet3d.yaml     # volumes: model unet3d, or unet + volume:
 
 Ctrl-C saves `last.pt`; `--resume` continues exactly from it. `segflow examples copy .` writes the
@@ -58,14 +62,20 @@ def train_command(
     steps: int = typer.Option(None, "--steps", help="DATA form: fix the step count."),
     val: Path = typer.Option(None, "--val", help="DATA form: held-out folder (default: a split)."),
     run_dir: str = typer.Option(None, "--run-dir", help="DATA form: output folder."),
+    nproc: str = typer.Option("1", "--nproc", help="Config form: train on N processes with "
+                              "torch DDP (one per GPU on CUDA; gloo on CPU)."),
 ) -> None:
     """Train a segmentation model (semantic, instance or panoptic) from a config file, or plan,
     train and evaluate one from a labelled dataset folder in a time budget."""
     require("deep", what="segflow train")
     from segflow.errors import SegflowError
-    from segflow.train import load_config
+    from segflow.train.distributed import check_nproc
 
+    n = check_nproc(nproc)
     if config.is_dir():
+        if n > 1:
+            raise SegflowError("--nproc goes with a config file (plan one first: segflow plan "
+                               "DATA, then segflow train OUT/plan.yaml --nproc N)")
         if resume:
             raise SegflowError("--resume needs the config file the run was planned into "
                                "(OUT/plan.yaml)")
@@ -77,6 +87,51 @@ def train_command(
     if any(v is not None for v in (minutes, task, preset, steps, val, run_dir)):
         raise SegflowError(f"{config}: --minutes, --task, --preset, --steps, --val and --run-dir "
                            "go with a dataset folder, not a config file")
+    if n > 1:
+        from segflow.train.distributed import launch
+
+        _check_config(config, device, n)  # bad input: one line before any process starts
+        launch(n, _train_process, config, resume, device, json_out)
+        return
+    _train_config(config, resume, device, json_out)
+
+
+def _check_config(config: Path, device: str, n: int) -> None:
+    import torch
+
+    from segflow.errors import SegflowError
+    from segflow.train import load_config
+    from segflow.train.trainer import pick_device
+
+    cfg = load_config(config)
+    if cfg.volume is not None:
+        raise SegflowError(f"{config}: --nproc trains images; volume configs train on one process")
+    if pick_device(device).type == "cuda" and n > torch.cuda.device_count():
+        raise SegflowError(f"--nproc {n}: only {torch.cuda.device_count()} GPU(s) here; one "
+                           "process per GPU")
+    if cfg.train.batch_size % n:
+        raise SegflowError(f"train.batch_size {cfg.train.batch_size} does not split evenly over "
+                           f"{n} processes; make it a multiple of {n}")
+
+
+def _train_process(config: Path, resume, device: str, json_out: bool) -> None:
+    """One process of ``--nproc N``: errors as one line (from rank 0) and exit 2."""
+    import os
+
+    from segflow.errors import SegflowError
+
+    try:
+        _train_config(config, resume, device, json_out)
+    except SegflowError as e:
+        if os.environ.get("RANK", "0") == "0":
+            error_line(e)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+
+
+def _train_config(config: Path, resume, device: str, json_out: bool) -> None:
+    from segflow.train import load_config
     from segflow.train.trainer import Trainer
 
     cfg = load_config(config)
@@ -91,6 +146,11 @@ def train_command(
         error_line(f"interrupted at step {tr.step}; saved {Path(cfg.out) / 'last.pt'} "
                    f"(continue with --resume)", "stopped")
         raise typer.Exit(130) from None
+    finally:
+        if hasattr(tr, "dist"):  # the image trainer; volumes train on one process
+            tr.dist.close()
+    if hasattr(tr, "dist") and not tr.dist.main:
+        return
     d = {"out": cfg.out, "step": tr.step, "epoch": tr.epoch, "metrics": last,
          "outputs": [str(Path(cfg.out) / n) for n in ("last.pt", "best.pt", "metrics.jsonl",
                                                         "curves.png")]}
