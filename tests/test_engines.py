@@ -189,3 +189,36 @@ def test_an_interrupted_remote_run_has_no_run_json(s3, tmp_path, monkeypatch):
     fs.invalidate_cache()
     done = fs.find("bucket/cut")
     assert "bucket/cut/im0_mask.png" in done and "bucket/cut/run.json" not in done
+
+
+def _checkpoint(path: Path) -> Path:
+    """An untrained 3-class U-Net: prediction only needs its weights to be fixed."""
+    torch = pytest.importorskip("torch")
+    from segflow.models import create_model
+    from segflow.train import checkpoint as ckpt
+
+    torch.manual_seed(0)
+    args = {"num_classes": 3, "depth": 2, "base_width": 8}
+    m = create_model("unet", **args)
+    classes = [{"id": i, "name": f"c{i}"} for i in range(3)]
+    return ckpt.save(path, model={"name": "unet", "args": args}, state_dict=m.state_dict(),
+                     schema={"classes": classes, "ignore_index": 255}, config={})
+
+
+@pytest.mark.slow
+def test_predict_on_ray_writes_what_local_writes(ray_engine, s3, tmp_path):
+    from segflow.predict.predictor import Predictor
+
+    fs, _ = s3
+    src = _images(tmp_path / "in")
+    ck = _checkpoint(tmp_path / "m.pt")
+    fs.put_file(str(ck), "bucket/models/m.pt")
+    fs.put(str(src) + "/", "bucket/pin/", recursive=True)
+    w1, f1 = Predictor(ck, device="cpu").run([src], tmp_path / "local", progress=False)
+    pr = Predictor("s3://bucket/models/m.pt", device="cpu")
+    w2, f2 = pr.run(["s3://bucket/pin"], "s3://bucket/pred", progress=False, engine=ray_engine)
+    fs.get("bucket/pred/", str(tmp_path / "ray") + "/", recursive=True)
+    local, ray = _tree(tmp_path / "local"), _tree(tmp_path / "ray")
+    assert len(local) == 2 * 6 and local == ray  # mask + overlay per image, byte for byte
+    assert len(f1) == len(f2) == 1 and "broken.png" in f2[0] and f2[0].startswith("s3://")
+    assert sorted(w.rsplit("/", 1)[-1] for w in w2) == sorted(Path(w).name for w in w1)

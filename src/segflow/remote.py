@@ -125,6 +125,61 @@ def upload(src: Path, url: str) -> str:
     return url
 
 
+class Stage:
+    """A temporary local copy of one input and a temporary output folder, for one work item:
+    ``src``/``out`` are URLs or local paths; local ones are used in place. ``publish`` uploads
+    what was written to the output URL and returns the final names::
+
+        with Stage(url, out_url) as st:
+            written = work(st.src, st.out)
+            names = st.publish(written)
+    """
+
+    def __init__(self, src: str | os.PathLike, out: str | os.PathLike):
+        self.url, self.out_url = str(src), str(out)
+
+    def __enter__(self) -> Stage:
+        import tempfile
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="segflow-")
+        tmp = Path(self._tmp.name)
+        self.src = local(self.url)
+        if is_url(self.url):
+            self.src = fetch(self.url, tmp / "in" / posixpath.basename(self.url.rstrip("/")))
+        self.out = tmp / "out" if is_url(self.out_url) else local(self.out_url)
+        return self
+
+    def name(self, p: str | os.PathLike) -> str:
+        """The final name of a local path in this stage (its URL, once published)."""
+        if str(p) == str(self.src):
+            return self.url
+        if is_url(self.out_url):
+            return join(self.out_url, Path(p).relative_to(self.out).as_posix())
+        return str(p)
+
+    def publish(self, paths) -> list[str]:
+        if not is_url(self.out_url):
+            return [str(p) for p in paths]
+        return [upload(Path(p), self.name(p)) for p in paths]
+
+    def __exit__(self, *exc) -> None:
+        self._tmp.cleanup()
+
+
+def write_bytes(url: str, data: bytes) -> str:
+    """One object (or local file, atomically) with ``data``."""
+    if not is_url(url):
+        from segflow.atomic import atomic_write_bytes
+
+        return str(atomic_write_bytes(local(url), data))
+    fs, path = filesystem(url)
+    try:
+        fs.pipe_file(path, data)
+    except Exception as e:  # noqa: BLE001
+        raise storage_error(url, e) from None
+    return url
+
+
 def check_writable(url: str) -> None:
     """Fail early, in one line, when outputs cannot be written under ``url`` (no bucket, no
     credentials, read-only): write and remove a small probe object."""

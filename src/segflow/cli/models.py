@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from segflow._extras import require
+from segflow.cli import scale as _scale
 from segflow.cli._common import console, emit_json, error_line
 from segflow.models.registry import MODELS
 
@@ -177,6 +178,8 @@ PREDICT_EPILOG = """
 
     segflow predict runs/aerial/best.pt scene.tif -o out/geo --tile 512 --bands 4,3,2
 
+    segflow predict s3://models/street.pt s3://bucket/photos -o s3://bucket/pred --engine ray
+
 (the --things and --panoptic forms write COCO panoptic: score it with segflow eval --task
 panoptic). Mask R-CNN checkpoints and U-Nets trained with a distance head
 (loss.distance_weight > 0) write objects: NAME_instances.png (16-bit ids) and detections.json
@@ -186,9 +189,9 @@ CRS and transform, predicted window by window.
 
 
 def predict_command(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
-    inputs: list[Path] = typer.Argument(..., help="Images or folders."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+    checkpoint: str = typer.Argument(..., help="Checkpoint (.pt), a path or URL."),
+    inputs: list[str] = typer.Argument(..., help="Images or folders, or URLs (s3://...)."),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder or URL."),
     tile: int = typer.Option(None, "--tile", help="Sliding-window size for large images."),
     overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
     tta: bool = typer.Option(False, "--tta", help="Average with the horizontal flip."),
@@ -207,15 +210,28 @@ def predict_command(
                                        "segment in pixels."),
     bands: str = typer.Option(None, "--bands", help="GeoTIFF bands to use, 1-based, e.g. 4,3,2."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    engine: str = _scale.engine_option(),
+    ray_address: str = _scale.address_option(),
+    workers: int = typer.Option(1, "-w", "--workers", min=1, help="Processes (local) or CPUs "
+                                "of the local Ray (ray), each loading the model once."),
 ) -> None:
     """Predict masks (indexed PNG), objects and overlays for images and folders; with --things
     or --panoptic, panoptic segments (COCO panoptic); NIfTI volumes by 3-D sliding window."""
     require("deep", what="segflow predict")
     from segflow.cli.volume import split_volumes
+    from segflow.errors import SegflowError
     from segflow.io import list_images
     from segflow.predict.predictor import Predictor
+    from segflow.remote import as_path_or_url
 
-    volumes, images = split_volumes(inputs)
+    eng = _scale.make_engine(engine, workers, ray_address)
+    urls, local_inputs = _scale.split_urls(inputs)
+    volumes, images = split_volumes(local_inputs)
+    out = as_path_or_url(out)
+    checkpoint = as_path_or_url(checkpoint)
+    if (volumes or things is not None or panoptic) and (urls or isinstance(out, str)):
+        raise SegflowError("volumes and panoptic output are read and written locally; give "
+                           "local paths (URLs work for plain image prediction)")
     if volumes and not (images and list_images(images)):  # NIfTI / DICOM: NAME_mask.nii.gz
         from segflow.volume.predict import predict_volumes
 
@@ -232,8 +248,10 @@ def predict_command(
     else:
         from segflow.geo.options import parse_bands
 
-        written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                                   progress=progress, raster={"bands": parse_bands(bands)})
+        written, failures = pr.run(
+            [*images, *urls], out, tile=tile, overlap=overlap, tta=tta, probs=probs,
+            progress=progress, raster={"bands": parse_bands(bands)},
+            engine=None if engine == "local" and workers == 1 else eng)
     _report(written, failures, out, "files", json_out)
 
 

@@ -211,34 +211,21 @@ def _safe_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels,
 
 
 def _staged_run(spec, src, out, stem, save_steps, overlay, max_pixels) -> ImageResult:
-    import posixpath
-    import tempfile
+    from segflow.remote import Stage
 
-    from segflow import remote
-
-    with tempfile.TemporaryDirectory(prefix="segflow-") as tmp:
-        local_src = Path(src)
-        if remote.is_url(src):
-            local_src = Path(tmp, "in", posixpath.basename(str(src)))
-            try:
-                remote.fetch(str(src), local_src)
-            except SegflowError as e:
-                return ImageResult(input=str(src), ok=False, error=str(e))
-        local_out = Path(tmp, "out") if remote.is_url(out) else Path(out)
-        t0 = time.perf_counter()
-        r = _safe_run(spec, local_src, local_out, stem, save_steps, overlay, max_pixels,
-                      source=str(src))
-        if not r.ok:
-            r.input, r.error = str(src), (r.error or "").replace(str(local_src), str(src))
-            return r
-        if remote.is_url(out):
-            try:
-                r.outputs = [remote.upload(Path(o), remote.join(
-                    str(out), Path(o).relative_to(local_out).as_posix())) for o in r.outputs]
-            except SegflowError as e:
-                return ImageResult(input=str(src), ok=False, error=str(e))
-        r.seconds = time.perf_counter() - t0
-        return r
+    t0 = time.perf_counter()
+    try:
+        with Stage(src, out) as st:
+            r = _safe_run(spec, st.src, st.out, stem, save_steps, overlay, max_pixels,
+                          source=str(src))
+            if not r.ok:
+                r.input, r.error = str(src), (r.error or "").replace(str(st.src), str(src))
+                return r
+            r.outputs = st.publish(r.outputs)
+    except SegflowError as e:  # fetching or uploading failed
+        return ImageResult(input=str(src), ok=False, error=str(e))
+    r.seconds = time.perf_counter() - t0
+    return r
 
 
 def _worker_init() -> None:
@@ -362,12 +349,8 @@ def run_pipeline(
     if isinstance(out, str):
         import json
 
-        fs, path = remote.filesystem(out)
-        try:
-            fs.pipe_file(f"{path.rstrip('/')}/run.json", json.dumps(report.to_dict(), indent=1)
-                         .encode())
-        except Exception as e:  # noqa: BLE001
-            raise remote.storage_error(out, e) from None
+        remote.write_bytes(remote.join(out, "run.json"),
+                           json.dumps(report.to_dict(), indent=1).encode())
     else:
         atomic_write_json(out / "run.json", report.to_dict(), indent=1)
     return report
