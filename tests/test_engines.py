@@ -222,3 +222,32 @@ def test_predict_on_ray_writes_what_local_writes(ray_engine, s3, tmp_path):
     assert len(local) == 2 * 6 and local == ray  # mask + overlay per image, byte for byte
     assert len(f1) == len(f2) == 1 and "broken.png" in f2[0] and f2[0].startswith("s3://")
     assert sorted(w.rsplit("/", 1)[-1] for w in w2) == sorted(Path(w).name for w in w1)
+
+
+def _mask_pairs(root: Path) -> tuple[Path, Path]:
+    from segflow.io import write_mask
+
+    rng = np.random.default_rng(3)
+    for k in range(5):
+        gt = rng.integers(0, 3, (30, 40), dtype=np.uint8)
+        pred = np.where(rng.random((30, 40)) < 0.8, gt, rng.integers(0, 3, (30, 40))).astype(np.uint8)
+        gt[0, :k] = 255  # some ignored pixels
+        write_mask(root / "gt" / f"m{k}.png", gt)
+        write_mask(root / "pred" / f"m{k}.png", pred)
+    return root / "gt", root / "pred"
+
+
+def test_eval_on_ray_is_the_one_pass_result(ray_engine, s3, tmp_path):
+    from segflow.evaluate import evaluate_semantic
+
+    gt, pred = _mask_pairs(tmp_path)
+    a = evaluate_semantic(gt, pred, boundary_tolerance=1)
+    b = evaluate_semantic(gt, pred, boundary_tolerance=1, engine=ray_engine)
+    assert json.dumps(a[0].to_dict()) == json.dumps(b[0].to_dict()) and a[2] == b[2]
+
+    fs, env = s3  # and from an S3 prefix, through the CLI
+    fs.put(str(tmp_path) + "/", "bucket/evalset/", recursive=True)
+    p = _cli("eval", "--task", "semantic", "--gt", "s3://bucket/evalset/gt", "--pred",
+             "s3://bucket/evalset/pred", "--json", env=env)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["miou"] == pytest.approx(a[0].miou)

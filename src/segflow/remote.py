@@ -180,6 +180,23 @@ def write_bytes(url: str, data: bytes) -> str:
     return url
 
 
+def download(url: str, dst: Path) -> Path:
+    """A local copy of a remote file or folder (a prefix, copied recursively) under ``dst``;
+    returns the copy's path. For inputs read whole (ground truth, a dataset)."""
+    fs, path = filesystem(url)
+    target = dst / (posixpath.basename(path.rstrip("/")) or "root")
+    try:
+        if fs.isfile(path):
+            fs.get_file(path, str(target))
+        elif fs.isdir(path):
+            fs.get(path.rstrip("/") + "/", str(target) + "/", recursive=True)
+        else:
+            raise FileNotFoundError(path)
+    except Exception as e:  # noqa: BLE001
+        raise storage_error(url, e) from None
+    return target
+
+
 def check_writable(url: str) -> None:
     """Fail early, in one line, when outputs cannot be written under ``url`` (no bucket, no
     credentials, read-only): write and remove a small probe object."""
