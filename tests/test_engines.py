@@ -251,3 +251,24 @@ def test_eval_on_ray_is_the_one_pass_result(ray_engine, s3, tmp_path):
              "s3://bucket/evalset/pred", "--json", env=env)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["miou"] == pytest.approx(a[0].miou)
+
+
+def test_studio_image_store_on_s3_is_shared_by_two_machines(s3, tmp_path):
+    """Two studio processes with their own local folders (two machines) and one --store: an
+    image one stores, the other reads; a missing bucket is one line at start."""
+    pytest.importorskip("fastapi")
+    from segflow.errors import SegflowError
+    from segflow.io import read_image
+    from segflow.studio.services.storage import ImageStore
+
+    fs, _ = s3
+    src = _images(tmp_path / "in") / "im1.png"
+    a = ImageStore(tmp_path / "a", "s3://bucket/studio")
+    b = ImageStore(tmp_path / "b", "s3://bucket/studio")
+    sha, ext, pixels = a.add_bytes(src.read_bytes(), "im1.png")
+    assert fs.cat(f"bucket/studio/images/{sha[:2]}/{sha}.{ext}") == src.read_bytes()
+    assert not (tmp_path / "b" / "images" / sha[:2]).exists()
+    np.testing.assert_array_equal(b.read(sha, ext), read_image(src))
+    assert b.path(sha, ext).read_bytes() == src.read_bytes()  # now cached on "b"
+    with pytest.raises(SegflowError, match="no such bucket"):
+        ImageStore(tmp_path / "c", "s3://no-such-bucket/studio")
