@@ -55,6 +55,7 @@ def _records(out: Path, kind: str) -> list[dict]:
             if r["type"] == kind]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_resume(data, tmp_path):
     one = tmp_path / "one"
     torch.set_num_threads(1)

@@ -88,10 +88,11 @@ def ray_engine(s3):
     ray.shutdown()
 
 
-def test_ray_writes_what_local_writes_on_a_folder(ray_engine, tmp_path):
+def test_ray_writes_what_local_writes_on_a_folder(ray_engine, tmp_path, monkeypatch):
     src = _images(tmp_path / "in")
     spec = load_pipeline("objects")
     a = run_pipeline(spec, [src], tmp_path / "local", progress=False)
+    monkeypatch.setattr("segflow.engines.ray.chunk_size", lambda n, cpus: 3)  # 3 images a task
     b = run_pipeline(spec, [src], tmp_path / "ray", progress=False, engine=ray_engine)
     ta, tb = _tree(tmp_path / "local"), _tree(tmp_path / "ray")
     assert len(ta) == 6 * 4 and "sub/im5_regions.json" in ta  # masks, objects, regions, overlays

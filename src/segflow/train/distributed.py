@@ -29,6 +29,7 @@ class DistContext:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    joined: bool = False  # in a process group (torchrun sets WORLD_SIZE, even to 1)
 
     @property
     def main(self) -> bool:
@@ -40,19 +41,20 @@ class DistContext:
 
     @classmethod
     def from_env(cls, device: torch.device) -> DistContext:
-        """Join the process group that ``WORLD_SIZE > 1`` announces (one process otherwise)."""
-        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if world <= 1:
+        """Join the process group that torchrun's ``WORLD_SIZE`` announces (``torchrun
+        --nproc-per-node 1`` too: one GPU exercises the NCCL path); one process without it."""
+        if "WORLD_SIZE" not in os.environ or "MASTER_ADDR" not in os.environ:
             return cls()
         import torch.distributed as dist
 
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
+                   True)
 
     def device(self, device: torch.device) -> torch.device:
         """This process's device: its own GPU (``LOCAL_RANK``) on CUDA."""
-        if self.active and device.type == "cuda":
+        if self.joined and device.type == "cuda":
             torch.cuda.set_device(self.local_rank)
             return torch.device("cuda", self.local_rank)
         return device
@@ -63,8 +65,8 @@ class DistContext:
                                f"{self.world} processes; make it a multiple of {self.world}")
 
     def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-        """The module to run forward/backward through: DDP on several processes."""
-        if not self.active:
+        """The module to run forward/backward through: DDP in a process group."""
+        if not self.joined:
             return model
         from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -96,7 +98,7 @@ class DistContext:
         return float(t.item()) / self.world
 
     def close(self) -> None:
-        if self.active:
+        if self.joined:
             import torch.distributed as dist
 
             if dist.is_initialized():
