@@ -31,6 +31,8 @@ EXTRAS: dict[str, dict[str, str]] = {
                 "SimpleITK": "DICOM, NRRD and MetaImage volumes"},
     "geo": {"rasterio": "GeoTIFF rasters", "shapely": "polygons", "geopandas": "GeoPackage",
             "pyogrio": "GeoPackage"},
+    "scale": {"ray": "the Ray engine", "fsspec": "URLs (s3://, gs://, memory://)",
+              "s3fs": "s3:// URLs"},
 }
 #: the modules ``require(extra)`` checks when none are named
 DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
@@ -39,6 +41,7 @@ DEFAULT_CHECK: dict[str, tuple[str, ...]] = {
     "qc": ("SimpleITK",),
     "medical": ("nibabel", "pydicom", "SimpleITK"),
     "geo": ("rasterio",),
+    "scale": ("ray", "fsspec"),
 }
 
 

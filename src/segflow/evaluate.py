@@ -47,10 +47,12 @@ def _infer_classes(files: dict[str, Path], preds: dict[str, Path], ignore: int) 
 
 
 def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
-                      boundary_tolerance: int | None = None, worst: int = 5):
+                      boundary_tolerance: int | None = None, worst: int = 5, engine=None):
     """Returns (SemanticResult, schema or None, worst images [(name, miou)], inferred class
     ids or None). Without a schema and ``num_classes``, the class ids are inferred from the
-    masks (a first pass over them)."""
+    masks (a first pass over them). ``engine`` (:func:`segflow.engines.get_engine`) scores the
+    images elsewhere, one task each; their counts are merged in image order, so the result is
+    that of one pass."""
     gt, pred = Path(gt), Path(pred)
     preds = _mask_files(pred)
     schema: LabelSchema | None = None
@@ -65,12 +67,14 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
                                "--task instance, or convert it first")
         schema = ds.schema
         pairs = ((it.name, lambda it=it: it.semantic.ids) for it in ds)
+        refs = [(name, ("dataset", str(gt), k)) for k, name in enumerate(ds.names)]
         n_gt = len(ds)
     else:
         files = _mask_files(gt) if gt.is_dir() else {}
         if not files:
             raise SegflowError(f"{gt}: no ground-truth masks (*.png) or dataset found")
         pairs = ((n, lambda p=p: read_mask(p)) for n, p in files.items())
+        refs = [(n, ("mask", str(p), 0)) for n, p in files.items()]
         n_gt = len(files)
         if num_classes is None:
             inferred = _infer_classes(files, preds, 255)
@@ -91,7 +95,25 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
     ev = SemanticEvaluator(n, ignore_index=schema.ignore_index if schema else 255,
                            class_names=names, boundary_tolerance=boundary_tolerance)
     missing, per_image = [], []
-    for name, get in pairs:
+    if engine is not None:
+        missing = [name for name, _ in refs if name not in preds]
+        todo = [(name, ref) for name, ref in refs if name in preds] if not missing else []
+        got: list = [None] * len(todo)
+
+        def done(i, r):
+            got[i] = r
+
+        def crashed(i, e):
+            return SegflowError(f"{todo[i][0]}: worker failed ({type(e).__name__}: {e})")
+
+        engine.map(_score_pair, [(ev.n, ev.ignore_index, ev.tol, ref, str(preds[name]))
+                                 for name, ref in todo], done, crashed)
+        for (name, _), r in zip(todo, got):
+            if isinstance(r, SegflowError):
+                raise r
+            ev.merge(r[0])
+            per_image.append((name, r[1]))
+    for name, get in pairs if engine is None else ():
         p = preds.get(name)
         if p is None:
             missing.append(name)
@@ -102,6 +124,26 @@ def evaluate_semantic(gt: Path, pred: Path, *, num_classes: int | None = None,
                            f"(first: {missing[0]}.png); names must match the ground truth")
     per_image.sort(key=lambda t: (np.nan_to_num(t[1], nan=2.0)))
     return ev.compute(), schema, per_image[:worst], inferred
+
+
+_DATASETS: dict = {}  # dataset root -> Dataset, opened once per worker process
+
+
+def _score_pair(n: int, ignore: int, tol, ref: tuple, pred: str):
+    """An engine's work item: one image's counts, as an evaluator of its own, and its mIoU
+    (a SegflowError is returned, to be raised where the run was started)."""
+    kind, path, k = ref
+    try:
+        if kind == "dataset":
+            if path not in _DATASETS:
+                _DATASETS[path] = open_dataset(Path(path))
+            gt = _DATASETS[path][k].semantic.ids
+        else:
+            gt = read_mask(path)
+        ev = SemanticEvaluator(n, ignore_index=ignore, boundary_tolerance=tol)
+        return ev, ev.update(gt, read_mask(pred), where=pred)
+    except SegflowError as e:
+        return e
 
 
 def evaluate_panoptic(gt: Path, pred: Path):

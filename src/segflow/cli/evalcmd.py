@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from segflow.cli import scale as _scale
 from segflow.cli._common import emit_json, error_line
 from segflow.errors import SegflowError
 
@@ -31,13 +32,18 @@ beside its NAME/ PNG folder (or segflow folders).
     segflow eval --task semantic --gt masks/gt --pred masks/pred     # ids read from the masks
 
     segflow eval --task semantic --gt data/ct3d --pred out/ct3d-pred --tolerance-mm 2
+
+    segflow eval --task semantic --gt s3://bucket/val --pred s3://bucket/pred --engine ray
+
+(URLs are copied to a temporary folder first; `--engine ray` scores semantic masks in Ray
+tasks, the result is that of one pass.)
 """
 
 
 def eval_command(
     task: str = typer.Option(..., "--task", help="semantic, instance or panoptic."),
-    gt: Path = typer.Option(..., "--gt", help="Ground truth (folder or JSON)."),
-    pred: Path = typer.Option(..., "--pred", help="Predictions (folder or JSON)."),
+    gt: str = typer.Option(..., "--gt", help="Ground truth (folder or JSON), a path or URL."),
+    pred: str = typer.Option(..., "--pred", help="Predictions (folder or JSON), a path or URL."),
     num_classes: int = typer.Option(None, "--num-classes", help="Semantic, without a schema: "
                                     "ids 0..N-1 (default: the ids found in the masks)."),
     boundary: int = typer.Option(None, "--boundary-tolerance",
@@ -46,8 +52,29 @@ def eval_command(
                                        help="Volumes: surface Dice tolerance in mm."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    engine: str = _scale.engine_option(),
+    ray_address: str = _scale.address_option(),
+    workers: int = typer.Option(1, "-w", "--workers", min=1, help="Semantic: processes (local) "
+                                "or CPUs of the local Ray (ray)."),
 ) -> None:
     """Evaluate predictions: mIoU/Dice/accuracy, mask AP, or PQ/SQ/RQ."""
+    import tempfile
+
+    from segflow import remote
+
+    eng = _scale.make_engine(engine, workers, ray_address)
+    if eng.name != "local" and task != "semantic":
+        raise SegflowError(f"--engine {eng.name} scores semantic masks; {task} evaluation runs "
+                           "locally")
+    with tempfile.TemporaryDirectory(prefix="segflow-eval-") as tmp:
+        gt_p, pred_p = (remote.download(u, Path(tmp) / k) if remote.is_url(u) else remote.local(u)
+                        for k, u in (("gt", gt), ("pred", pred)))
+        _eval(task, gt_p, pred_p, num_classes, boundary, tolerance_mm, report, json_out,
+              None if eng.name == "local" and workers == 1 else eng)
+
+
+def _eval(task, gt: Path, pred: Path, num_classes, boundary, tolerance_mm, report, json_out,
+          engine) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -62,7 +89,7 @@ def eval_command(
 
             return eval_volumes(gt, pred, num_classes, tolerance_mm, json_out)
         res, schema, worst, inferred = evaluate.evaluate_semantic(
-            gt, pred, num_classes=num_classes, boundary_tolerance=boundary)
+            gt, pred, num_classes=num_classes, boundary_tolerance=boundary, engine=engine)
         d = res.to_dict()
         if inferred is not None:
             d["inferred_classes"] = inferred

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from segflow import __version__, resources
+from segflow.cli import scale as _scale
 from segflow.cli._common import console, emit_json, error_line, parse_extra_params
 from segflow.errors import SegflowError
 from segflow.ops.threshold import THRESHOLD_METHODS
@@ -125,6 +126,8 @@ RUN_EPILOG = f"""
 
     segflow run otsu scans/ct.nii.gz -o out/ct    # volumes: 3-D steps only
 
+    segflow run otsu s3://bucket/scans -o s3://bucket/masks --engine ray   # object storage, Ray
+
 Built-in pipelines: {', '.join(resources.names('pipelines'))}. `segflow examples copy DIR` writes
 them (and the example training configs) out as files to read and edit.
 """
@@ -133,28 +136,39 @@ them (and the example training configs) out as files to read and edit.
 @app.command(epilog=RUN_EPILOG)
 def run(
     pipeline: Path = typer.Argument(..., help="Pipeline file (YAML or JSON) or a built-in name."),
-    inputs: list[Path] = typer.Argument(..., help="Image files or folders (recursive)."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
-    workers: int = typer.Option(1, "-w", "--workers", min=1, help="Parallel processes."),
+    inputs: list[str] = typer.Argument(..., help="Image files or folders (recursive), or URLs "
+                                       "(s3://bucket/prefix, gs://..., memory://...)."),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder or URL."),
+    workers: int = typer.Option(1, "-w", "--workers", min=1, help="Parallel processes (local), "
+                                "or CPUs of the local Ray (ray)."),
     save_steps: bool = typer.Option(False, "--save-steps", help="Also write every intermediate."),
     no_overlay: bool = typer.Option(False, "--no-overlay", help="Skip the overlay PNGs."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    engine: str = _scale.engine_option(),
+    ray_address: str = _scale.address_option(),
 ) -> None:
     """Run a pipeline on images and folders: mask, instances, regions JSON and overlay per image.
     Images that fail are listed; the others still finish (exit 1 if any failed)."""
     from segflow.cli.volume import split_volumes
     from segflow.io import list_images
     from segflow.pipeline import RunReport, load_pipeline, run_pipeline
+    from segflow.remote import as_path_or_url
 
     spec = load_pipeline(pipeline)
-    volumes, inputs = split_volumes(inputs)  # NIfTI / DICOM: the steps that run in 3-D
+    eng = _scale.make_engine(engine, workers, ray_address)
+    urls, local_inputs = _scale.split_urls(inputs)
+    volumes, local_inputs = split_volumes(local_inputs)  # NIfTI / DICOM: the 3-D steps
+    inputs = [*local_inputs, *urls]
+    out = as_path_or_url(out)
     vres = []
     if volumes:
         from segflow.volume.pipeline import run_volumes
 
+        if isinstance(out, str):
+            raise SegflowError(f"{out}: volumes are written to a local folder; give -o a path")
         vres = run_volumes(spec, volumes, out)
-    if not volumes or (inputs and list_images(inputs)):
-        report = run_pipeline(spec, inputs, out, workers=workers, save_steps=save_steps,
+    if not volumes or urls or (inputs and list_images(local_inputs)):
+        report = run_pipeline(spec, inputs, out, engine=eng, save_steps=save_steps,
                               overlay=not no_overlay, progress=not json_out and sys.stderr.isatty())
         report.results.extend(vres)
     else:

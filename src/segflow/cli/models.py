@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from segflow._extras import require
+from segflow.cli import scale as _scale
 from segflow.cli._common import console, emit_json, error_line
 from segflow.models.registry import MODELS
 
@@ -33,6 +34,10 @@ distance head; or a semantic model + a Mask R-CNN fused by `segflow predict --th
     segflow train configs/street_unet.yaml --resume          # continue runs/<name>/last.pt
 
     segflow train configs/street_unet.yaml --device cpu
+
+    segflow train configs/street_unet.yaml --nproc 2        # torch DDP: 2 processes (gloo/NCCL)
+
+    torchrun --nproc-per-node 4 -m segflow train configs/street_unet.yaml   # the same, by torchrun
 
     segflow train configs/ct3d_unet3d.yaml     # volumes: model unet3d, or unet + volume:
 
@@ -58,14 +63,20 @@ def train_command(
     steps: int = typer.Option(None, "--steps", help="DATA form: fix the step count."),
     val: Path = typer.Option(None, "--val", help="DATA form: held-out folder (default: a split)."),
     run_dir: str = typer.Option(None, "--run-dir", help="DATA form: output folder."),
+    nproc: str = typer.Option("1", "--nproc", help="Config form: train on N processes with "
+                              "torch DDP (one per GPU on CUDA; gloo on CPU)."),
 ) -> None:
     """Train a segmentation model (semantic, instance or panoptic) from a config file, or plan,
     train and evaluate one from a labelled dataset folder in a time budget."""
     require("deep", what="segflow train")
     from segflow.errors import SegflowError
-    from segflow.train import load_config
+    from segflow.train.distributed import check_nproc
 
+    n = check_nproc(nproc)
     if config.is_dir():
+        if n > 1:
+            raise SegflowError("--nproc goes with a config file (plan one first: segflow plan "
+                               "DATA, then segflow train OUT/plan.yaml --nproc N)")
         if resume:
             raise SegflowError("--resume needs the config file the run was planned into "
                                "(OUT/plan.yaml)")
@@ -77,6 +88,51 @@ def train_command(
     if any(v is not None for v in (minutes, task, preset, steps, val, run_dir)):
         raise SegflowError(f"{config}: --minutes, --task, --preset, --steps, --val and --run-dir "
                            "go with a dataset folder, not a config file")
+    if n > 1:
+        from segflow.train.distributed import launch
+
+        _check_config(config, device, n)  # bad input: one line before any process starts
+        launch(n, _train_process, config, resume, device, json_out)
+        return
+    _train_config(config, resume, device, json_out)
+
+
+def _check_config(config: Path, device: str, n: int) -> None:
+    import torch
+
+    from segflow.errors import SegflowError
+    from segflow.train import load_config
+    from segflow.train.trainer import pick_device
+
+    cfg = load_config(config)
+    if cfg.volume is not None:
+        raise SegflowError(f"{config}: --nproc trains images; volume configs train on one process")
+    if pick_device(device).type == "cuda" and n > torch.cuda.device_count():
+        raise SegflowError(f"--nproc {n}: only {torch.cuda.device_count()} GPU(s) here; one "
+                           "process per GPU")
+    if cfg.train.batch_size % n:
+        raise SegflowError(f"train.batch_size {cfg.train.batch_size} does not split evenly over "
+                           f"{n} processes; make it a multiple of {n}")
+
+
+def _train_process(config: Path, resume, device: str, json_out: bool) -> None:
+    """One process of ``--nproc N``: errors as one line (from rank 0) and exit 2."""
+    import os
+
+    from segflow.errors import SegflowError
+
+    try:
+        _train_config(config, resume, device, json_out)
+    except SegflowError as e:
+        if os.environ.get("RANK", "0") == "0":
+            error_line(e)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+
+
+def _train_config(config: Path, resume, device: str, json_out: bool) -> None:
+    from segflow.train import load_config
     from segflow.train.trainer import Trainer
 
     cfg = load_config(config)
@@ -91,6 +147,11 @@ def train_command(
         error_line(f"interrupted at step {tr.step}; saved {Path(cfg.out) / 'last.pt'} "
                    f"(continue with --resume)", "stopped")
         raise typer.Exit(130) from None
+    finally:
+        if hasattr(tr, "dist"):  # the image trainer; volumes train on one process
+            tr.dist.close()
+    if hasattr(tr, "dist") and not tr.dist.main:
+        return
     d = {"out": cfg.out, "step": tr.step, "epoch": tr.epoch, "metrics": last,
          "outputs": [str(Path(cfg.out) / n) for n in ("last.pt", "best.pt", "metrics.jsonl",
                                                         "curves.png")]}
@@ -117,6 +178,8 @@ PREDICT_EPILOG = """
 
     segflow predict runs/aerial/best.pt scene.tif -o out/geo --tile 512 --bands 4,3,2
 
+    segflow predict s3://models/street.pt s3://bucket/photos -o s3://bucket/pred --engine ray
+
 (the --things and --panoptic forms write COCO panoptic: score it with segflow eval --task
 panoptic). Mask R-CNN checkpoints and U-Nets trained with a distance head
 (loss.distance_weight > 0) write objects: NAME_instances.png (16-bit ids) and detections.json
@@ -126,9 +189,9 @@ CRS and transform, predicted window by window.
 
 
 def predict_command(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
-    inputs: list[Path] = typer.Argument(..., help="Images or folders."),
-    out: Path = typer.Option(..., "-o", "--out", help="Output folder."),
+    checkpoint: str = typer.Argument(..., help="Checkpoint (.pt), a path or URL."),
+    inputs: list[str] = typer.Argument(..., help="Images or folders, or URLs (s3://...)."),
+    out: str = typer.Option(..., "-o", "--out", help="Output folder or URL."),
     tile: int = typer.Option(None, "--tile", help="Sliding-window size for large images."),
     overlap: int = typer.Option(64, "--overlap", help="Window overlap in pixels."),
     tta: bool = typer.Option(False, "--tta", help="Average with the horizontal flip."),
@@ -147,15 +210,28 @@ def predict_command(
                                        "segment in pixels."),
     bands: str = typer.Option(None, "--bands", help="GeoTIFF bands to use, 1-based, e.g. 4,3,2."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    engine: str = _scale.engine_option(),
+    ray_address: str = _scale.address_option(),
+    workers: int = typer.Option(1, "-w", "--workers", min=1, help="Processes (local) or CPUs "
+                                "of the local Ray (ray), each loading the model once."),
 ) -> None:
     """Predict masks (indexed PNG), objects and overlays for images and folders; with --things
     or --panoptic, panoptic segments (COCO panoptic); NIfTI volumes by 3-D sliding window."""
     require("deep", what="segflow predict")
     from segflow.cli.volume import split_volumes
+    from segflow.errors import SegflowError
     from segflow.io import list_images
     from segflow.predict.predictor import Predictor
+    from segflow.remote import as_path_or_url
 
-    volumes, images = split_volumes(inputs)
+    eng = _scale.make_engine(engine, workers, ray_address)
+    urls, local_inputs = _scale.split_urls(inputs)
+    volumes, images = split_volumes(local_inputs)
+    out = as_path_or_url(out)
+    checkpoint = as_path_or_url(checkpoint)
+    if (volumes or things is not None or panoptic) and (urls or isinstance(out, str)):
+        raise SegflowError("volumes and panoptic output are read and written locally; give "
+                           "local paths (URLs work for plain image prediction)")
     if volumes and not (images and list_images(images)):  # NIfTI / DICOM: NAME_mask.nii.gz
         from segflow.volume.predict import predict_volumes
 
@@ -172,8 +248,10 @@ def predict_command(
     else:
         from segflow.geo.options import parse_bands
 
-        written, failures = pr.run(inputs, out, tile=tile, overlap=overlap, tta=tta, probs=probs,
-                                   progress=progress, raster={"bands": parse_bands(bands)})
+        written, failures = pr.run(
+            [*images, *urls], out, tile=tile, overlap=overlap, tta=tta, probs=probs,
+            progress=progress, raster={"bands": parse_bands(bands)},
+            engine=None if engine == "local" and workers == 1 else eng)
     _report(written, failures, out, "files", json_out)
 
 

@@ -56,6 +56,9 @@ def serve(
                                         help="Mark cookies Secure: the studio is behind TLS. "
                                              "Automatic for requests a trusted proxy forwards "
                                              "with X-Forwarded-Proto: https."),
+    store: str = typer.Option(None, "--store", help="Object store for the images (s3://bucket/"
+                              "prefix; credentials from the usual environment), shared by "
+                              "workers on several machines; --data is then a local cache."),
     forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
                                             help="Proxies trusted for X-Forwarded-Proto/-For "
                                                  "(comma-separated IPs)."),
@@ -75,7 +78,7 @@ def serve(
         console.print("note: with --rate-limit-storage memory:// each worker counts failed logins "
                       "on its own; give redis://... to share the count")
     application = _app(db, data, secure_cookies=secure_cookies, token_ttl_days=token_ttl_days,
-                       rate_limit_storage=rate_limit_storage)  # migrates once, before any worker
+                       rate_limit_storage=rate_limit_storage, store=store)  # migrates once, before any worker
 
     if demo:
         from segflow.studio.services.demo import seed_demo
@@ -102,7 +105,8 @@ def serve(
     os.environ.update(SEGFLOW_STUDIO_DB=db, SEGFLOW_STUDIO_DATA=str(data),
                       SEGFLOW_STUDIO_SECURE_COOKIES="1" if secure_cookies else "",
                       SEGFLOW_STUDIO_TOKEN_TTL_DAYS=str(token_ttl_days),
-                      SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage)
+                      SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage,
+                      SEGFLOW_STUDIO_STORE=store or "")
     uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 

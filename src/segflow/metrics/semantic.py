@@ -140,6 +140,15 @@ class SemanticEvaluator:
         self.images += 1
         return image_miou
 
+    def merge(self, other: SemanticEvaluator) -> None:
+        """Add what ``other`` (same classes and options) counted: images scored elsewhere (a
+        worker process, a Ray task) and merged in image order give the result of one pass."""
+        self.cm += other.cm
+        self.bf += other.bf
+        self.img_score += other.img_score
+        self.img_count += other.img_count
+        self.images += other.images
+
     def compute(self) -> SemanticResult:
         cm = self.cm.astype(np.float64)
         tp = np.diag(cm)

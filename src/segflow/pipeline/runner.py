@@ -14,11 +14,9 @@ atomically (temporary file, then rename), so an interrupted run never leaves hal
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,9 +104,11 @@ def run_image(
     overlay: bool = True,
     image: np.ndarray | None = None,
     max_pixels: int | None = None,
+    source: str | None = None,
 ) -> ImageResult:
     """Run ``spec`` on one image and write its outputs. Raises ``SegflowError`` on bad input.
-    ``max_pixels``: the pixel cap (default :func:`segflow.io.get_max_pixels`)."""
+    ``max_pixels``: the pixel cap (default :func:`segflow.io.get_max_pixels`); ``source``: the
+    name to report as the input (a URL, when ``path`` is its local copy)."""
     t0 = time.perf_counter()
     path = Path(path)
     out_dir = Path(out_dir)
@@ -144,7 +144,7 @@ def run_image(
         del over
     n_obj = int(state.labels.max()) if state.labels is not None else None
     summary = {
-        "input": str(path),
+        "input": source or str(path),
         "pipeline": spec.name,
         "size": [int(img.shape[1]), int(img.shape[0])],
         "threshold": state.threshold,
@@ -155,7 +155,7 @@ def run_image(
     rpath = atomic_write_json(out_dir / f"{stem}_regions.json", summary, indent=1)
     outputs.append(rpath)
     return ImageResult(
-        input=str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
+        input=source or str(path), ok=True, outputs=[str(p) for p in outputs], threshold=state.threshold,
         regions=regions, n_objects=n_obj, notes=state.notes, seconds=time.perf_counter() - t0,
     )
 
@@ -185,11 +185,18 @@ def _overlay(state: State, boxes) -> np.ndarray:
                         alpha=state.overlay.get("alpha", 0.5))
 
 
-def _safe_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels) -> ImageResult:
+def _safe_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels,
+              source: str | None = None) -> ImageResult:
+    """One image, its failure reported instead of raised; ``path`` and ``out_dir`` may be URLs
+    (the image is fetched to, and its outputs written from, a temporary folder)."""
+    from segflow.remote import is_url
+
+    if is_url(path) or is_url(out_dir):
+        return _staged_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels)
     t0 = time.perf_counter()
     try:
         return run_image(spec, path, out_dir, stem=stem, save_steps=save_steps, overlay=overlay,
-                         max_pixels=max_pixels)
+                         max_pixels=max_pixels, source=source)
     except SegflowError as e:
         msg = str(e)
         return ImageResult(input=str(path), ok=False, error=msg if str(path) in msg else f"{path}: {msg}",
@@ -203,25 +210,53 @@ def _safe_run(spec, path, out_dir, stem, save_steps, overlay, max_pixels) -> Ima
                            seconds=time.perf_counter() - t0)
 
 
+def _staged_run(spec, src, out, stem, save_steps, overlay, max_pixels) -> ImageResult:
+    from segflow.remote import Stage
+
+    t0 = time.perf_counter()
+    try:
+        with Stage(src, out) as st:
+            r = _safe_run(spec, st.src, st.out, stem, save_steps, overlay, max_pixels,
+                          source=str(src))
+            if not r.ok:
+                r.input, r.error = str(src), (r.error or "").replace(str(st.src), str(src))
+                return r
+            r.outputs = st.publish(r.outputs)
+    except SegflowError as e:  # fetching or uploading failed
+        return ImageResult(input=str(src), ok=False, error=str(e))
+    r.seconds = time.perf_counter() - t0
+    return r
+
+
 def _worker_init() -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core; no thread oversubscription
 
 
-def _stems(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[str]:
-    """Output stems that mirror sub-folders of the inputs and never collide."""
-    roots = [Path(i) for i in inputs if Path(i).is_dir()]
+def _stems(paths: Sequence[Path | str], inputs: Sequence[str | os.PathLike]) -> list[str]:
+    """Output stems that mirror sub-folders of the inputs (folders or URL prefixes) and never
+    collide."""
+    from segflow.remote import is_url, relative
+
+    roots = [Path(i) for i in inputs if not is_url(i) and Path(i).is_dir()]
+    prefixes = [str(i) for i in inputs if is_url(i)]
     stems, seen = [], set()
     for p in paths:
         rel = None
-        for r in roots:
+        if isinstance(p, str):  # a URL
+            for r in prefixes:
+                if (q := relative(p, r)) is not None:
+                    rel = Path(q).with_suffix("")
+                    break
+            p = Path(p.rsplit("/", 1)[-1])
+        for r in roots if rel is None else ():
             try:
                 rel = p.relative_to(r).with_suffix("")
                 break
             except ValueError:
                 continue
-        s = str(rel) if rel is not None else p.stem
+        s = rel.as_posix() if rel is not None else p.stem
         base, n = s, 1
         while s in seen:
             n += 1
@@ -231,47 +266,23 @@ def _stems(paths: Sequence[Path], inputs: Sequence[str | os.PathLike]) -> list[s
     return stems
 
 
-def _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, max_pixels, done) -> None:
-    """``workers - 1`` processes plus this one, pulling images from one queue.
+def _crashed(paths):
+    def crashed(i: int, e: BaseException) -> ImageResult:
+        return ImageResult(input=str(paths[i]), ok=False,
+                           error=f"{paths[i]}: worker failed ({type(e).__name__}: {e})")
+    return crashed
 
-    This process works too, so images are processed while the pool starts (about half a
-    second) and no core waits on a mostly idle parent.
-    """
-    from concurrent.futures import FIRST_COMPLETED, wait
 
-    import cv2
+def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path | str]:
+    """Image files of local files and folders (as Paths) and of URLs (as URL strings)."""
+    from segflow.io import IMAGE_EXTENSIONS
+    from segflow.remote import is_url, local
+    from segflow.remote import list_images as list_remote
 
-    ctx = mp.get_context("forkserver")  # no fork of a process that may hold OpenCV threads
-    ctx.set_forkserver_preload(["segflow.pipeline.runner"])
-    todo = list(range(len(paths)))[::-1]
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        with ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_worker_init) as pool:
-            inflight: dict = {}
-            while todo or inflight:
-                # Keep the pool's queue short, so this process can take the rest.
-                while todo and len(inflight) < 2 * (workers - 1):
-                    i = todo.pop()
-                    inflight[pool.submit(_safe_run, spec, paths[i], out, stems[i], save_steps,
-                                         overlay, max_pixels)] = i
-                if todo:
-                    i = todo.pop()
-                    done(i, _safe_run(spec, paths[i], out, stems[i], save_steps, overlay,
-                                      max_pixels))
-                    finished = [f for f in inflight if f.done()]
-                else:
-                    finished = wait(inflight, return_when=FIRST_COMPLETED).done
-                for f in finished:
-                    i = inflight.pop(f)
-                    try:
-                        r = f.result()
-                    except Exception as e:  # the worker died (e.g. killed for memory)
-                        r = ImageResult(input=str(paths[i]), ok=False,
-                                        error=f"{paths[i]}: worker failed ({type(e).__name__}: {e})")
-                    done(i, r)
-    finally:
-        cv2.setNumThreads(threads)
+    out: list[Path | str] = []
+    for i in inputs:
+        out.extend(list_remote(str(i), IMAGE_EXTENSIONS) if is_url(i) else list_images([local(i)]))
+    return out
 
 
 def run_pipeline(
@@ -285,23 +296,32 @@ def run_pipeline(
     progress: bool = True,
     on_result: Callable[[ImageResult], None] | None = None,
     max_pixels: int | None = None,
+    engine=None,
 ) -> RunReport:
-    """Run a pipeline over images and folders (recursively).
+    """Run a pipeline over images and folders (recursively), local or URLs (``s3://...``).
 
-    ``workers > 1`` runs images in that many processes. Returns every image's result; failed
-    images carry an ``error`` and never stop the others. A ``run.json`` summary is written.
-    ``max_pixels`` (default :func:`segflow.io.get_max_pixels`, resolved here) is handed to every
-    worker process explicitly: a worker does not inherit this process's ``pixel_limit``.
+    ``workers > 1`` runs images in that many processes; ``engine`` (a
+    :func:`segflow.engines.get_engine`, e.g. Ray) runs them elsewhere instead, with the same
+    outputs. Returns every image's result; failed images carry an ``error`` and never stop the
+    others. A ``run.json`` summary is written last, so an output folder without one is
+    unfinished. ``max_pixels`` (default :func:`segflow.io.get_max_pixels`, resolved here) is
+    handed to every worker explicitly: a worker does not inherit this process's ``pixel_limit``.
     """
+    from segflow import remote
+    from segflow.engines.local import LocalEngine
+
     max_pixels = get_max_pixels(max_pixels)
-    paths = list_images(inputs)
+    paths = list_inputs(inputs)
     if not paths:
         raise SegflowError(f"no images found in {', '.join(map(str, inputs))}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out: Path | str = remote.as_path_or_url(out_dir)
+    if isinstance(out, str):
+        remote.check_writable(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
     stems = _stems(paths, inputs)
     results: list[ImageResult | None] = [None] * len(paths)
-    workers = max(1, min(int(workers), len(paths)))
+    engine = engine or LocalEngine(max(1, min(int(workers), len(paths))))
 
     from rich.progress import (
         BarColumn,
@@ -323,11 +343,14 @@ def run_pipeline(
             if on_result:
                 on_result(r)
 
-        if workers == 1:
-            for i, (p, s) in enumerate(zip(paths, stems)):
-                done(i, _safe_run(spec, p, out, s, save_steps, overlay, max_pixels))
-        else:
-            _run_parallel(spec, paths, stems, out, workers, save_steps, overlay, max_pixels, done)
+        items = [(spec, p, out, s, save_steps, overlay, max_pixels) for p, s in zip(paths, stems)]
+        engine.map(_safe_run, items, done, _crashed(paths), init=_worker_init)
     report = RunReport(spec.name, [r for r in results if r is not None])
-    atomic_write_json(out / "run.json", report.to_dict(), indent=1)
+    if isinstance(out, str):
+        import json
+
+        remote.write_bytes(remote.join(out, "run.json"),
+                           json.dumps(report.to_dict(), indent=1).encode())
+    else:
+        atomic_write_json(out / "run.json", report.to_dict(), indent=1)
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ class Predictor:
     def __init__(self, checkpoint: str | Path, *, device: str = "auto"):
         from segflow.train.trainer import pick_device
 
+        self.checkpoint, self.device_name = str(checkpoint), device
         self.ck = ckpt.load(checkpoint)
         self.device = pick_device(device)
         self.model = ckpt.build_model(self.ck).to(self.device)
@@ -190,56 +192,113 @@ class Predictor:
 
     def run(self, inputs, out: str | Path, *, tile: int | None = None, overlap: int = 64,
             tta: bool = False, probs: bool = False, overlay: bool = True, progress: bool = True,
-            raster: dict | None = None):
+            raster: dict | None = None, engine=None):
         """Per image: ``_mask.png`` (class ids) and ``_overlay.png``; for checkpoints that make
         objects (:attr:`makes_objects`) also ``_instances.png`` (16-bit object ids) and one
         ``detections.json`` (COCO results, images named by ``file_name``); with ``probs``,
         ``_probs.npy`` for the plain semantic models. GeoTIFFs go to
         :func:`segflow.geo.predict.predict_raster` (a georeferenced ``_mask.tif``, windowed;
-        ``raster`` holds their band options)."""
-        from rich.progress import track
+        ``raster`` holds their band options).
 
+        ``inputs`` and ``out`` may be URLs (``s3://...``). ``engine`` (a
+        :func:`segflow.engines.get_engine`) runs the images elsewhere, each worker loading
+        the checkpoint once; the files written are the same."""
+        from rich.progress import Progress
+
+        from segflow import remote
+        from segflow.pipeline.runner import list_inputs
+
+        paths = list_inputs(inputs)
+        if remote.is_url(out):
+            remote.check_writable(str(out))
+        opts = dict(tile=tile, overlap=overlap, tta=tta, probs=probs, overlay=overlay,
+                    raster=raster)
+        results: list = [None] * len(paths)
+        with Progress(disable=not progress) as bar:
+            task = bar.add_task("predict", total=len(paths))
+
+            def done(i, r):
+                results[i] = r
+                bar.advance(task)
+
+            if engine is None:
+                for i, p in enumerate(paths):
+                    done(i, self.predict_file(p, out, **opts))
+            else:
+                engine.map(_predict_item, [(self.checkpoint, self.device_name, p, str(out), opts)
+                                           for p in paths], done,
+                           lambda i, e: ([], [f"{paths[i]}: worker failed ({e})"], []))
+        written, failures, detections = [], [], []
+        for w, f, d in results:
+            written += w
+            failures += f
+            detections += d
+        if self.makes_objects:
+            from segflow.formats.base import _np_default
+
+            text = json.dumps(detections, separators=(",", ":"), default=_np_default)
+            written.append(remote.write_bytes(remote.join(str(out), "detections.json"),
+                                              text.encode()))
+        return written, failures
+
+    def predict_file(self, path, out, **opts) -> tuple[list[str], list[str], list[dict]]:
+        """One image (a path or URL) into ``out`` (a folder or URL): (files written, failures,
+        detections)."""
+        from segflow.remote import Stage
+
+        try:
+            with Stage(path, out) as st:
+                written, failures, dets = self._predict_local(st.src, st.out, **opts)
+                return st.publish(written), [f.replace(str(st.src), st.url) for f in failures], \
+                    [{**d, "file_name": Path(st.url).name} for d in dets]
+        except SegflowError as e:  # fetching or uploading failed
+            return [], [str(e)], []
+
+    def _predict_local(self, p: Path, out: Path, *, tile=None, overlap=64, tta=False,
+                       probs=False, overlay=True, raster=None):
         from segflow.geo import wants_geo
         from segflow.ops.draw import draw_overlay
 
-        out = Path(out)
-        written, failures, detections = [], [], []
-        paths = list_images(inputs)
-        for p in track(paths, description="predict", disable=not progress):
-            try:
-                if wants_geo(p):
-                    from segflow.geo.predict import predict_raster
+        written: list = []
+        try:
+            if wants_geo(p):
+                from segflow.geo.predict import predict_raster
 
-                    written += predict_raster(self, p, out, tile=tile, overlap=overlap, tta=tta,
-                                              options=raster)
-                    continue
-                img = read_image(p)
-            except Exception as e:  # noqa: BLE001 - reported, others go on
-                failures.append(str(e))
-                continue
-            inst, pr = None, None
-            if self.makes_objects:
-                inst, mask = self.instances(img)
-            else:
-                pr = self.probabilities(img, tile=tile, overlap=overlap, tta=tta)
-                mask = pr.argmax(0).astype(np.uint8)
-            written.append(str(write_mask(out / f"{p.stem}_mask.png", mask,
-                                          palette=self.schema.palette())))
-            if inst is not None:
-                ids = inst.id_map()
-                written.append(str(write_ids(out / f"{p.stem}_instances.png", ids)))
-                detections += [{"file_name": p.name, "category_id": it.category_id,
-                                "segmentation": it.rle, "bbox": it.bbox, "score": it.score}
-                               for it in inst.items]
-            if probs and pr is not None:
-                np.save(out / f"{p.stem}_probs.npy", pr.astype(np.float16))
-                written.append(str(out / f"{p.stem}_probs.npy"))
-            if overlay:
-                ov = (draw_overlay(img, labels=ids, boxes=[i.bbox for i in inst.items])
-                      if inst is not None else draw_overlay(img, mask, palette=self.schema.palette()))
-                written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
+                return predict_raster(self, p, out, tile=tile, overlap=overlap, tta=tta,
+                                      options=raster), [], []
+            img = read_image(p)
+        except Exception as e:  # noqa: BLE001 - reported, others go on
+            return [], [str(e)], []
+        inst, pr, detections = None, None, []
         if self.makes_objects:
-            from segflow.formats.base import write_json
+            inst, mask = self.instances(img)
+        else:
+            pr = self.probabilities(img, tile=tile, overlap=overlap, tta=tta)
+            mask = pr.argmax(0).astype(np.uint8)
+        written.append(str(write_mask(out / f"{p.stem}_mask.png", mask,
+                                      palette=self.schema.palette())))
+        if inst is not None:
+            ids = inst.id_map()
+            written.append(str(write_ids(out / f"{p.stem}_instances.png", ids)))
+            detections = [{"file_name": p.name, "category_id": it.category_id,
+                           "segmentation": it.rle, "bbox": it.bbox, "score": it.score}
+                          for it in inst.items]
+        if probs and pr is not None:
+            np.save(out / f"{p.stem}_probs.npy", pr.astype(np.float16))
+            written.append(str(out / f"{p.stem}_probs.npy"))
+        if overlay:
+            ov = (draw_overlay(img, labels=ids, boxes=[i.bbox for i in inst.items])
+                  if inst is not None else draw_overlay(img, mask, palette=self.schema.palette()))
+            written.append(str(write_image(out / f"{p.stem}_overlay.png", ov)))
+        return written, [], detections
 
-            written.append(str(write_json(out / "detections.json", detections)))
-        return written, failures
+
+_PREDICTORS: dict = {}  # (checkpoint, device) -> Predictor, one per worker process
+
+
+def _predict_item(checkpoint: str, device: str, path, out: str, opts: dict):
+    """An engine's work item: one image, with this process's Predictor (loaded once)."""
+    key = (checkpoint, device)
+    if key not in _PREDICTORS:
+        _PREDICTORS[key] = Predictor(checkpoint, device=device)
+    return _PREDICTORS[key].predict_file(path, out, **opts)

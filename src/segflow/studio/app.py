@@ -60,7 +60,8 @@ def default_db_url(data_dir: Path) -> str:
 def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", *,
                token_ttl_days: float = 30, rate_limit_storage: str = "memory://",
                login_limit_per_user: str = "10/15 minutes",
-               login_limit_per_ip: str = "50/15 minutes", secure_cookies: bool = False) -> FastAPI:
+               login_limit_per_ip: str = "50/15 minutes", secure_cookies: bool = False,
+               store: str | None = None) -> FastAPI:
     """Build the app: migrate the database to the newest schema, open the image store.
 
     ``token_ttl_days``: lifetime of API bearer tokens. ``rate_limit_storage``: where failed
@@ -87,7 +88,7 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     app.state.data_dir = data_dir
-    app.state.store = ImageStore(data_dir)
+    app.state.store = ImageStore(data_dir, store)  # store: an object-store URL (--store)
     app.state.token_ttl_days = token_ttl_days
     app.state.login_limits = limits
     app.state.secure_cookies = secure_cookies
@@ -116,4 +117,5 @@ def app_from_cli() -> FastAPI:
                       secure_cookies=bool(os.environ.get("SEGFLOW_STUDIO_SECURE_COOKIES")),
                       token_ttl_days=float(os.environ.get("SEGFLOW_STUDIO_TOKEN_TTL_DAYS", "30")),
                       rate_limit_storage=os.environ.get("SEGFLOW_STUDIO_RATE_LIMIT_STORAGE",
-                                                        "memory://"))
+                                                        "memory://"),
+                      store=os.environ.get("SEGFLOW_STUDIO_STORE") or None)

@@ -32,7 +32,16 @@ def save(path: Path, **payload) -> Path:
 
 
 def load(path: str | Path) -> dict:
-    p = Path(path)
+    """A checkpoint file, or a URL (``s3://...``, fetched to a temporary file first)."""
+    from segflow import remote
+
+    if remote.is_url(path):
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="segflow-") as tmp:
+            ck = load(remote.fetch(str(path), Path(tmp) / "checkpoint.pt"))
+        return ck
+    p = remote.local(path)
     if not p.is_file():
         raise SegflowError(f"{p}: no such checkpoint")
     try:

@@ -29,6 +29,7 @@ from segflow.train.data import (
     fingerprint,
     pad_collate,
 )
+from segflow.train.distributed import DistContext
 from segflow.train.losses import SegLoss
 
 
@@ -69,10 +70,16 @@ def lr_lambda(cfg: TrainConfig, total: int):
 
 
 class Trainer:
+    dist = DistContext()  # one process unless torchrun / --nproc started several
+    _shard_weight = 1.0
+
     def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True):
         self.cfg = cfg
         self.device = pick_device(device)
-        self.progress = progress
+        self.dist = DistContext.from_env(self.device)  # torchrun / --nproc: one of N processes
+        self.device = self.dist.device(self.device)
+        self.dist.check_batch(cfg.train.batch_size)
+        self.progress = progress and self.dist.main
         self.out = Path(cfg.out)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
@@ -122,6 +129,7 @@ class Trainer:
         self.channels_last = not self.instance and cfg.train.channels_last != "off"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = self.dist.wrap(self.model, self.device)  # what forward/backward run through
         self.amp = (cfg.train.amp == "on") or (cfg.train.amp == "auto" and self.cuda)
         self.loss_fn = SegLoss(cfg.loss.name, ignore_index=ig, class_weights=cfg.loss.class_weights,
                                focal_gamma=cfg.loss.focal_gamma,
@@ -160,6 +168,8 @@ class Trainer:
         }
 
     def save(self, name: str = "last.pt") -> Path:
+        if not self.dist.main:  # one process writes: checkpoints are written once
+            return self.out / name
         return ckpt.save(self.out / name, **self.state())
 
     def resume(self, path: str | Path) -> None:
@@ -187,13 +197,15 @@ class Trainer:
         self.best, self.bad_epochs, self.history = ck["best"], ck["bad_epochs"], ck["history"]
 
     def _log(self, rec: dict) -> None:
+        if not self.dist.main:
+            return
         self.out.mkdir(parents=True, exist_ok=True)
         with open(self.out / "metrics.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
 
     def _batch(self, order: list[int], b: int):
         bs = self.cfg.train.batch_size
-        idx = order[b * bs:(b + 1) * bs]
+        idx, self._shard_weight = self.dist.shard(order[b * bs:(b + 1) * bs])
         self.train_set.epoch = self.epoch
         if self.instance:
             samples = [self.train_set[k] for k in idx]
@@ -206,24 +218,25 @@ class Trainer:
 
     def train_step(self, imgs, masks, scale: float = 1.0) -> float:
         if self.instance:  # Mask R-CNN returns its losses; masks are the target dicts here
-            losses = self.model(imgs, masks)
+            losses = self.net(imgs, masks)
             loss = sum(losses.values())
-            (loss * scale).backward()
-            return float(loss.detach())
+            (loss * scale * self._shard_weight).backward()
+            return float(loss.detach()) * self._shard_weight
         if self.channels_last:
             imgs = imgs.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.model(imgs)
+            logits = self.net(imgs)
         loss = self.loss_fn(logits, masks)
-        (loss * scale).backward()
-        return float(loss.detach())
+        (loss * scale * self._shard_weight).backward()
+        return float(loss.detach()) * self._shard_weight
 
     def fit(self) -> dict:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
+        if self.dist.main:
+            (self.out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
         accum = cfg.train.grad_accum
         cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.1f} img/s"),
@@ -246,6 +259,7 @@ class Trainer:
                             loss += self.train_step(imgs, masks, 1.0 / accum) / accum
                             self.batch_in_epoch += 1
                             seen += len(imgs)
+                        loss = self.dist.mean(loss)  # the global batch's loss
                         if not math.isfinite(loss):
                             raise SegflowError(f"loss became {loss} at step {self.step}; lower "
                                                "optim.lr or check the labels")
@@ -280,7 +294,8 @@ class Trainer:
             self.save()
             raise
         self.save()
-        self.plot()
+        if self.dist.main:
+            self.plot()
         return self.history[-1] if self.history else {}
 
     @property

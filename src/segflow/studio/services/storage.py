@@ -27,14 +27,34 @@ def display_name(name: str) -> str:
 
 
 class ImageStore:
-    def __init__(self, root: Path):
+    """``url`` (``segflow studio --store s3://bucket/prefix``): images are written through to
+    that object store, under the same ``images/<2 hex>/<sha256>.<ext>`` keys, and the local
+    folder is a cache that any web or job worker fills from the store on first read; so workers
+    on different machines share one image store."""
+
+    def __init__(self, root: Path, url: str | None = None):
         self.root = Path(root) / "images"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.url = url.rstrip("/") if url else None
+        if self.url:
+            from segflow.remote import check_writable
+
+            check_writable(self.url)  # no bucket, no credentials: one line at start
+
+    def _key(self, sha: str, ext: str) -> str:
+        return f"{self.url}/images/{sha[:2]}/{sha}.{ext}"
 
     def path(self, sha: str, ext: str) -> Path:
         if not re.fullmatch(r"[0-9a-f]{64}", sha) or ext not in EXTS.values():
             raise SegflowError("bad image address")
-        return self.root / sha[:2] / f"{sha}.{ext}"
+        p = self.root / sha[:2] / f"{sha}.{ext}"
+        if self.url and not p.exists():  # another worker stored it: fetch it into the cache
+            from segflow.atomic import atomic_path
+            from segflow.remote import fetch
+
+            with atomic_path(p) as tmp:
+                fetch(self._key(sha, ext), tmp)
+        return p
 
     def add_bytes(self, data: bytes, name: str) -> tuple[str, str, np.ndarray]:
         """Validate (a decodable image under the pixel cap) and store; returns
@@ -65,8 +85,12 @@ class ImageStore:
                 raise SegflowError(f"{label}: {fmt} images are not supported; use PNG, JPEG, "
                                    "TIFF, BMP or WebP")
             sha = hashlib.sha256(data).hexdigest()
-            dst = self.path(sha, EXTS[fmt])
+            dst = self.root / sha[:2] / f"{sha}.{EXTS[fmt]}"  # not path(): no fetch
             dst.parent.mkdir(exist_ok=True)
+            if self.url:  # the store first: a row never names an image only one machine has
+                from segflow.remote import upload
+
+                upload(Path(tmp), self._key(sha, EXTS[fmt]))
             os.replace(tmp, dst)
             tmp = None
             return sha, EXTS[fmt], pixels
