@@ -135,7 +135,7 @@ class Jobs:
     def __init__(self, data_dir: Path, sessions, *, queue: str | None = None,
                  workers: int = 2, consume: bool | None = None, lease_s: float = 60.0,
                  name: str = "segflow"):
-        from segflow.studio.services import work  # noqa: F401  (registers the job kinds)
+        from segflow.studio.services import training, work  # noqa: F401  (the job kinds)
         from segflow.studio.services.storage import ImageStore
 
         self.data_dir = Path(data_dir)
