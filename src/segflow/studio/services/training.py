@@ -133,7 +133,8 @@ class StudioHook:
             self.ctx.log(f"step {rec['step']}/{rec['total_steps']} loss {rec['loss']:.4f}")
 
     def on_eval(self, trainer, rec: dict) -> None:
-        name = trainer.default_metric() if hasattr(trainer, "default_metric") else None
+        dm = getattr(trainer, "default_metric", None)  # what best.pt follows
+        name = dm() if callable(dm) else dm
         value = rec.get(name) if name else None
         if isinstance(value, (int, float)):
             self.metric = float(value)
