@@ -358,6 +358,8 @@ class Jobs:
         done.set()
         beat.join()
         ctx.log(f"{out['state']}" + (f": {out['error']}" if out["error"] else ""))
+        if out["error"] is None:  # a retried job that succeeded keeps why attempt 1 ended
+            del out["error"]
         with self.sessions() as db:
             db.execute(update(Job).where(Job.id == jid, Job.worker == self.worker_name,
                                          Job.state == "running").values(

@@ -11,6 +11,12 @@ from segflow.studio.services.jobs import JobContext, kind
 from segflow.studio.tables import Image, Project
 
 
+@kind("noop")
+def noop(ctx: JobContext, params: dict) -> dict:
+    """Does nothing: shows that a worker takes jobs (and serves the tests)."""
+    return {"noop": True}
+
+
 @kind("prelabel")
 def prelabel(ctx: JobContext, params: dict) -> dict:
     """Pre-label the project's unlabelled tasks (``task_ids``: only these), with its current
