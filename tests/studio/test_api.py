@@ -171,8 +171,9 @@ MATRIX = [
         "POST", "/api/auth/password", {"json": {"old_password": f"{r}-pw-123",
                                                 "new_password": f"{r}-pw-123"}})),
 ]
+# what a request without credentials gets, when not 401
 ANON = {"home page": 303, "project page": 303, "editor page": 303, "review page": 303,
-        "audit page": 303, "training page": 303, "assessment page": 303}  # what a request without credentials gets, when not 401
+        "audit page": 303, "training page": 303, "assessment page": 303}
 # Routes anyone may call: (method, path template) -> a request and the code it must give
 PUBLIC = {
     ("POST", "/api/auth/login"): (lambda st: ("POST", "/api/auth/login", {

@@ -233,6 +233,24 @@ def latest_model_id(data_dir: Path, project_id: int) -> str | None:
     return max(mine, key=lambda r: r.created_at).id if mine else None
 
 
+def learning_curve(data_dir: Path, project_id: int, n_train: int, a) -> list[tuple[int, float]]:
+    """(training images, held-out value of the brief's first target) of the project's earlier
+    models and of this one: the learning curve the verdict reads."""
+    from segflow.registry import ModelRegistry
+
+    pts = []
+    for r in _list(ModelRegistry(models_root(data_dir))):
+        if (r.config or {}).get("project_id") != project_id:
+            continue
+        t = ((r.metrics or {}).get("targets") or [{}])[0]
+        n = (r.dataset or {}).get("n_images")
+        if isinstance(n, int) and isinstance(t.get("value"), (int, float)):
+            pts.append((n, float(t["value"])))
+    if a.targets and a.targets[0].value is not None:
+        pts.append((n_train, float(a.targets[0].value)))
+    return sorted(pts)
+
+
 def _list(reg) -> list:
     return reg.list() if reg.root.exists() else []
 
@@ -273,7 +291,13 @@ def train(ctx: JobContext, params: dict) -> dict:
     a = assess(ck, run / "data" / "test", brief, resamples=200, device=device,
                unlabelled=unl if info["n_unlabelled"] else None,
                n_next=min(10, info["n_unlabelled"]) or 1)
+    history = learning_curve(ctx.data_dir, p.id, len(info["annotations"]["train"]), a)
+    if len(history) > 1:  # earlier runs of this project: judge whether more data helps
+        from segflow.assess import decide
+
+        a.verdict, a.reasons = decide(a.targets, a.measurement.class_counts, history=history)
     out = a.to_dict()
+    out["learning_curve"] = [{"n_train_images": n, "value": v} for n, v in history]
     for n in out["next_images"]:  # names are IMAGEID.png
         try:
             n["image_id"] = int(Path(n.get("path", "")).stem)
@@ -293,7 +317,7 @@ def train(ctx: JobContext, params: dict) -> dict:
     (rec.folder / "assessment.json").write_text(json.dumps(out, indent=1, default=str))
     try:
         write_assessment_report(rec.folder / "report.html", a, run / "data" / "test",
-                                checkpoint=rec.id)
+                                checkpoint=rec.id, history=history if len(history) > 1 else None)
     except Exception as e:  # the JSON assessment is what the studio needs; log the report's
         ctx.log(f"HTML report not written: {type(e).__name__}: {e}")
     a.cleanup()
