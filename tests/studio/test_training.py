@@ -276,3 +276,22 @@ def test_kill_9_of_a_worker_mid_training_resumes_from_its_checkpoint(tmp_path):
         w.kill()
         w.wait(10)
         st.app.state.jobs.huey.storage.flush_queue()
+
+
+def test_worker_and_studio_refuse_a_bad_queue_in_one_line(tmp_path):
+    from tests.studio.conftest import make_studio as _make
+
+    _make(tmp_path, None).app.state.engine.dispose()  # a studio data folder
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for args, want in (
+        (["worker", "--queue", "sqlite", "--data", str(tmp_path / "data")], "reads a Redis queue"),
+        (["worker", "--queue", "redis://127.0.0.1:1/0", "--data", str(tmp_path / "data")],
+         "redis://127.0.0.1:1/0"),
+        (["worker", "--queue", "redis://127.0.0.1:6379/0", "--data", str(tmp_path / "none")],
+         "no studio here"),
+        (["studio", "--queue", "amqp://x", "--data", str(tmp_path / "data")], "use redis://"),
+    ):
+        p = subprocess.run([sys.executable, "-m", "segflow", *args], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 2 and want in p.stderr, (args, p.stdout, p.stderr)
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
