@@ -154,6 +154,24 @@ def test_cancel_a_running_and_a_queued_job(st):
     assert jobs.status(queued["id"])["state"] == "cancelled"  # it never ran
 
 
+def test_jobs_queued_before_a_restart_run_after_it(tmp_path):
+    from segflow.studio.app import create_app
+    from segflow.studio.services.jobs import Jobs
+
+    st = make_studio(tmp_path, None)
+    before = Jobs(st.app.state.data_dir, st.app.state.sessions, consume=False)
+    job = before.submit("noop", {}, project_id=None, user_id=None)  # the studio stops here
+    time.sleep(0.3)
+    assert before.status(job["id"])["state"] == "queued"
+    st.app.state.engine.dispose()
+    app = create_app(None, tmp_path / "data")  # started again: its workers take the job
+    try:
+        assert app.state.jobs.wait(job["id"], 30)["state"] == "done"
+    finally:
+        app.state.jobs.shutdown()
+        app.state.engine.dispose()
+
+
 # ---- training: bad input ------------------------------------------------------------------------
 
 

@@ -129,8 +129,9 @@ def make_huey(queue: str | None, data_dir: Path, name: str = "segflow"):
 class Jobs:
     """The job table and the Huey queue of one studio (see the module docstring).
 
-    ``consume``: start worker threads in this process (the embedded queue; ``segflow worker``
-    also uses it). ``lease_s``: how long a running job may go without a heartbeat."""
+    ``consume``: run worker threads in this process (the embedded queue): from the first job
+    submitted, or at once when jobs are left from before a restart. ``lease_s``: how long a
+    running job may go without a heartbeat."""
 
     def __init__(self, data_dir: Path, sessions, *, queue: str | None = None,
                  workers: int = 2, consume: bool | None = None, lease_s: float = 60.0,
@@ -150,6 +151,16 @@ class Jobs:
         self._consumer = None
         self._lock = threading.Lock()
         self._stopped = threading.Event()
+        if self.consume and self._unfinished():  # jobs left from before a restart
+            self.start()
+
+    def _unfinished(self) -> bool:
+        try:
+            with self.sessions() as db:
+                return db.scalar(select(Job.id).where(Job.state.in_(("queued", "running")))
+                                 .limit(1)) is not None
+        except Exception:  # no jobs table yet (a database older than the migration)
+            return False
 
     # ---- the interface ---------------------------------------------------------------------
 
