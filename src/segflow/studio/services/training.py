@@ -311,7 +311,9 @@ def train(ctx: JobContext, params: dict) -> dict:
                      config={**cfg.model_dump(), "project_id": p.id, "preset": params["preset"],
                              "job_id": ctx.id},
                      dataset=snap,
-                     metrics={"targets": out["targets"], "verdict": out["verdict"],
+                     metrics={**{t["metric"] + (f"[{t['scope']}]" if t["scope"] else ""):
+                                 t["value"] for t in out["targets"]},  # held-out values
+                              "targets": out["targets"], "verdict": out["verdict"],
                               "held_out_images": out["images"]},
                      parent=latest_model_id(ctx.data_dir, p.id), started_by=started_by)
     (rec.folder / "assessment.json").write_text(json.dumps(out, indent=1, default=str))
