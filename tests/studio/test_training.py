@@ -216,6 +216,26 @@ def test_training_refuses_bad_input_with_a_reason(st):
     assert st.ok("manager", "GET", f"/api/projects/{pid}/training") == []
 
 
+def test_the_brief_holds_targets_checked_as_segflow_assess_reads_them(st):
+    from tests.studio.conftest import SCHEMA
+
+    base = {"name": "t", "task_type": "semantic", "schema": SCHEMA}
+    p = st.ok("manager", "POST", "/api/projects", json={**base, "target_metric": "dice",
+                                                         "target_threshold": 0.75})
+    assert p["targets"] == ["dice >= 0.75"]  # no list: the metric and threshold
+    p = st.ok("manager", "POST", "/api/projects",
+              json={**base, "targets": ["miou >= 0.7", " iou[blob]>=0.5 "]})
+    assert p["targets"] == ["miou >= 0.7", "iou[blob]>=0.5"]
+    assert st.ok("manager", "GET", f"/api/projects/{p['id']}")["targets"] == p["targets"]
+    for bad, why in ((["iou[cat] >= 0.5"], "unknown class 'cat'"), (["ap50 >= 0.5"], "ap50"),
+                     (["miou >= NaN"], "miou >= NaN"), (["miou"], "cannot read target"),
+                     ([5], "string"), (["miou >= 0.5"] * 51, "50"), ("miou >= 0.5", "list")):
+        r = st.call("manager", "PUT", f"/api/projects/{p['id']}/brief",
+                    json={**base, "targets": bad})
+        assert r.status_code == 422 and why in r.text, (bad, r.text)
+    assert st.ok("manager", "GET", f"/api/projects/{p['id']}")["targets"] == p["targets"]
+
+
 # ---- Redis workers: a segflow worker process, and kill -9 of one mid-training ----------------
 
 

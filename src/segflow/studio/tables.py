@@ -72,6 +72,8 @@ class Project(Base):
     domains: Mapped[list] = mapped_column(JSON, default=list)
     schema: Mapped[list] = mapped_column(JSON, default=list)  # LabelSchema.to_list()
     prelabel: Mapped[dict] = mapped_column(JSON, default=dict)  # {"mode": ..., ...}
+    # the brief's targets, as segflow assess reads them ("miou >= 0.8"); None: target_metric
+    targets: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 

@@ -38,12 +38,19 @@ from segflow.studio.tables import (
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
+def project_targets(p: Project) -> list[str]:
+    from segflow.studio.services.training import project_targets as targets
+
+    return targets(p)
+
+
 def project_json(db: Session, p: Project) -> dict:
     g = latest_guideline(db, p.id)
     return {"id": p.id, "name": p.name, "task_type": p.task_type, "goals": p.goals,
             "target_metric": p.target_metric, "target_threshold": p.target_threshold,
             "image_count": p.image_count, "domains": p.domains, "schema": p.schema,
             "prelabel": p.prelabel, "guideline_version": g.version if g else 0,
+            "targets": project_targets(p),
             "images": db.scalar(select(func.count()).select_from(Image)
                                 .where(Image.project_id == p.id)),
             "members": [m for m in db.scalars(select(Member.user_id)
@@ -72,6 +79,22 @@ def _apply_brief(p: Project, body: Brief) -> None:
     p.name, p.task_type, p.goals = body.name, body.task_type, body.goals
     p.target_metric, p.target_threshold = body.target_metric, body.target_threshold
     p.image_count, p.domains, p.schema = body.image_count, body.domains, _schema(body)
+    p.targets = _targets(body, p.schema)
+
+
+def _targets(body: Brief, schema: list[dict]) -> list[str] | None:
+    """The brief's targets, checked as ``segflow assess`` reads them (metric names of the
+    task, classes of the schema)."""
+    if body.targets is None:
+        return None
+    from segflow.assess.brief import check_classes, parse_brief
+
+    try:
+        brief = parse_brief({"task": body.task_type, "targets": body.targets}, where="targets")
+        check_classes(brief, [c["name"] for c in schema], where="targets")
+    except SegflowError as e:
+        raise HTTPException(422, str(e)) from None
+    return [t.text for t in brief.targets]
 
 
 @router.get("", summary="Projects I can see")

@@ -91,11 +91,10 @@ def assign_split(data_dir: Path, project_id: int, image_ids: list[int], gold: se
 
 
 def project_targets(p: Project) -> list[str]:
-    """The brief's targets as ``segflow assess`` strings (the studio's brief holds one metric
-    and its threshold; a list column, when the brief gains one, is read first)."""
-    listed = getattr(p, "targets", None)
-    if listed:
-        return list(listed)
+    """The brief's targets as ``segflow assess`` strings: its list, or else its one metric and
+    threshold."""
+    if p.targets:
+        return list(p.targets)
     return [f"{p.target_metric} >= {p.target_threshold:g}"]
 
 

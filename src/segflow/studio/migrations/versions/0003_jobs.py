@@ -1,4 +1,4 @@
-"""jobs: background jobs on Huey (state, progress, lease)
+"""jobs: background jobs on Huey (state, progress, lease); the brief's targets
 
 Revision ID: 0003_jobs
 Revises: 0002
@@ -15,6 +15,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column('projects', sa.Column('targets', sa.JSON(), nullable=True))
     op.create_table('jobs',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -47,3 +48,5 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_jobs_state'), table_name='jobs')
     op.drop_index('ix_jobs_project_kind', table_name='jobs')
     op.drop_table('jobs')
+    with op.batch_alter_table('projects') as b:  # SQLite before 3.35 has no DROP COLUMN
+        b.drop_column('targets')
