@@ -101,17 +101,15 @@ class JobContext:
         return self._stop.is_set()
 
 
-class _QuietConsumer:
+def _embedded_consumer(huey, **options):
     """Huey's consumer without its signal handlers (the studio's server owns the signals)."""
+    from huey.consumer import Consumer
 
-    def __new__(cls, huey, **options):
-        from huey.consumer import Consumer
+    class Embedded(Consumer):
+        def _set_signal_handlers(self):
+            pass
 
-        class Embedded(Consumer):
-            def _set_signal_handlers(self):
-                pass
-
-        return Embedded(huey, **options)
+    return Embedded(huey, **options)
 
 
 def make_huey(queue: str | None, data_dir: Path, name: str = "segflow"):
@@ -253,9 +251,9 @@ class Jobs:
             if self._consumer is not None:
                 return
             self._stopped.clear()
-            c = _QuietConsumer(self.huey, workers=self.workers, worker_type="thread",
-                               periodic=False, initial_delay=0.05, max_delay=0.5, backoff=1.5,
-                               check_worker_health=False)
+            c = _embedded_consumer(self.huey, workers=self.workers, worker_type="thread",
+                                   periodic=False, initial_delay=0.05, max_delay=0.5,
+                                   backoff=1.5, check_worker_health=False)
             c.start()
             self._consumer = c
             threading.Thread(target=self._reaper, name="segflow-job-reaper", daemon=True).start()
