@@ -13,6 +13,15 @@ from segflow.train.hooks import Hooks, Recorder, StopAfter
 from segflow.train.trainer import Trainer
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # two torch threads on a loaded 2-core machine spin against each other
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("hooks")
