@@ -94,7 +94,7 @@ class LoopResult:
                 "same_batch_edit_rates": self.same_batch_edit_rates, "report": str(self.report)}
 
 
-def _copy_item(oracle: Path, name: str, dest: Path, *, label: bool) -> None:
+def copy_item(oracle: Path, name: str, dest: Path, *, label: bool) -> None:
     (dest / "images").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(oracle / "images" / f"{name}.png", dest / "images" / f"{name}.png")
     if label:
@@ -102,7 +102,7 @@ def _copy_item(oracle: Path, name: str, dest: Path, *, label: bool) -> None:
         shutil.copyfile(oracle / "semantic" / f"{name}.png", dest / "semantic" / f"{name}.png")
 
 
-def _train(cfg: LoopConfig, data: Path, out: Path, steps: int, seed: int, hooks=()) -> Path:
+def train_round(cfg: LoopConfig, data: Path, out: Path, steps: int, seed: int, hooks=()) -> Path:
     from segflow.train import parse_config
     from segflow.train.trainer import Trainer
 
@@ -180,7 +180,7 @@ def run_loop(out: str | Path, cfg: LoopConfig | None = None, *, log=None) -> Loo
         lab_dir.mkdir()
         shutil.copyfile(schema_file, lab_dir / "schema.json")
         for n in names:
-            _copy_item(oracle, n, lab_dir if n in labelled_names else unl_dir,
+            copy_item(oracle, n, lab_dir if n in labelled_names else unl_dir,
                        label=n in labelled_names)
         reg = ModelRegistry(out / "models")
         rounds: list[Round] = []
@@ -193,7 +193,7 @@ def run_loop(out: str | Path, cfg: LoopConfig | None = None, *, log=None) -> Loo
             say(f"round {r}: training on {len(labelled_names)} labelled images, {steps} steps")
             n_train = len(labelled_names)
             t0 = time.perf_counter()
-            ck = _train(cfg, lab_dir, rdir / "run", steps, cfg.seed)
+            ck = train_round(cfg, lab_dir, rdir / "run", steps, cfg.seed)
             train_s = time.perf_counter() - t0
             a = assess(ck, test, brief, resamples=cfg.resamples, seed=cfg.seed,
                        unlabelled=unl_dir, n_next=cfg.n_next, device=cfg.device)
@@ -224,7 +224,7 @@ def run_loop(out: str | Path, cfg: LoopConfig | None = None, *, log=None) -> Loo
             say(f"round {r}: pre-labels of the {len(nxt)} next images: {rate:.1%} of pixels edited")
             if r < len(cfg.steps):
                 for n in nxt:
-                    _copy_item(oracle, n, lab_dir, label=True)
+                    copy_item(oracle, n, lab_dir, label=True)
                     (unl_dir / "images" / f"{n}.png").unlink()
                 labelled_names = sorted([*labelled_names, *nxt])
             rounds.append(Round(r, rec.id, parent, n_train, steps, train_s,
