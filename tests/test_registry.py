@@ -150,11 +150,12 @@ def studio_stub(tmp_path):
         def do_GET(self):
             if self.headers.get("Authorization") != "Bearer tok":
                 return self._send(401, {"detail": "not signed in"})
+            extra = {"project_id": 1, "prelabeller": False, "report": None}  # as the studio adds
             if self.path == "/api/models":
-                return self._send(200, [r.to_dict() for r in reg.list()])
+                return self._send(200, [{**r.to_dict(), **extra} for r in reg.list()])
             mid = self.path.removeprefix("/api/models/")
             try:
-                return self._send(200, reg.get(mid).to_dict())
+                return self._send(200, {**reg.get(mid).to_dict(), **extra, "assessment": None})
             except SegflowError:
                 return self._send(404, {"detail": f"no model {mid}"})
 

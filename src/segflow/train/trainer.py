@@ -87,7 +87,9 @@ class TrainLoop:
     ``cfg.seed``) and numpy ``default_rng`` generators; the process-wide RNGs are left as they
     were. Library code that only reads torch's default generator (weight initialisation,
     dropout, Mask R-CNN's sampler) runs inside :meth:`rng_scope`, which lends it the run's
-    stream and takes it back.
+    stream and takes it back. torch has one default generator per process, so two runs in
+    threads of one process would draw from each other's stream: run concurrent trainings in
+    separate processes (``segflow worker``) when they must be reproducible.
     """
 
     cfg: TrainConfig
