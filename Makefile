@@ -3,13 +3,14 @@
 #   make test   create/refresh .venv, install segflow with its test tools, run ruff, the docs build
 #               and pytest
 # Also: make docs (API reference in site/), make wheel-check (the built wheel, installed without
-# torch in a clean venv, runs the README tour's light commands), make bench, make studio.
+# torch in a clean venv, runs the README tour's light commands), make bench, make studio,
+# make loop (the scripted train-assess-retrain loop, a few minutes).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs docs-serve wheel-check bench clean venv browser studio
+.PHONY: demo test lint docs docs-serve wheel-check bench clean venv browser studio loop
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +53,11 @@ test: $(STAMP) lint docs browser
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/classical.py
+
+# The whole loop of issue 10, scripted on a synthetic domain: brief, train, assess ("retrain"),
+# label the most uncertain images, retrain, assess ("meets the brief"); out/loop/report.html.
+loop: $(STAMP)
+	$(BIN)/python -m segflow.loop --out out/loop
 
 studio: $(STAMP)
 	$(BIN)/segflow studio --demo

@@ -241,3 +241,15 @@ def test_an_unguarded_import_of_an_extra_still_gives_one_line(monkeypatch, capsy
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 1 and "a bug in segflow" in capsys.readouterr().err
+
+
+def test_light_core_reads_a_model_registry(light, tmp_path):
+    from segflow.registry import ModelRegistry
+
+    (tmp_path / "m.pt").write_bytes(b"weights")
+    rec = ModelRegistry(tmp_path / "data" / "models").record(
+        tmp_path / "m.pt", task="semantic", model="unet", config={}, dataset={}, metrics={"miou": 0.5})
+    p = light("-m", "segflow", "models", "list", "data", "--json", cwd=tmp_path)
+    assert p.returncode == 0 and rec.id in p.stdout, p.stderr
+    p = light("-m", "segflow", "models", "show", rec.id, "--data", "data", cwd=tmp_path)
+    assert p.returncode == 0 and "miou" in p.stdout, p.stderr

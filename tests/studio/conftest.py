@@ -118,10 +118,12 @@ def studio(request, tmp_path):
         with pg_schema() as url:
             st = make_studio(tmp_path, url)
             yield st
+            st.app.state.jobs.shutdown()
             st.app.state.engine.dispose()
     else:
         st = make_studio(tmp_path, None)
         yield st
+        st.app.state.jobs.shutdown()
         st.app.state.engine.dispose()
 
 

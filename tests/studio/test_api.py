@@ -138,6 +138,28 @@ MATRIX = [
     ("list exports", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/exports", {})),
     ("download export", {"admin", "manager"}, lambda st, c, r: ("GET", c["download"], {})),
     ("read a job", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/jobs/{c['job']}", {})),
+    # issue 10: jobs, training, models, assessment, pre-labeller (managers only)
+    ("read a job's log", {"admin", "manager"},
+     lambda st, c, r: ("GET", f"/api/jobs/{c['job']}/log", {})),
+    ("cancel a job", {"admin", "manager"},
+     lambda st, c, r: ("POST", f"/api/jobs/{c['job']}/cancel", {})),
+    ("training presets", EVERYONE, lambda st, c, r: ("GET", "/api/training/presets", {})),
+    ("start training", {"admin", "manager"}, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/training", {"json": {"model": "no-such-model"}})),
+    ("list training runs", {"admin", "manager"},
+     lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/training", {})),
+    ("list models", {"admin", "manager"}, lambda st, c, r: ("GET", "/api/models", {})),
+    ("read a model", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/models/{c['model']}", {})),
+    ("model report", {"admin", "manager"},
+     lambda st, c, r: ("GET", f"/api/models/{c['model']}/report.html", {})),
+    ("model report figure", {"admin", "manager"},
+     lambda st, c, r: ("GET", f"/api/models/{c['model']}/report_files/f.png", {})),
+    ("make a model the pre-labeller", {"admin", "manager"}, lambda st, c, r: (
+        "PUT", f"/api/projects/{c['pid']}/prelabeller?wait=30",
+        {"json": {"model_id": c["model"], "apply": False}})),
+    ("training page", {"admin", "manager"},
+     lambda st, c, r: ("GET", f"/projects/{c['pid']}/training", {})),
+    ("assessment page", {"admin", "manager"}, lambda st, c, r: ("GET", f"/models/{c['model']}", {})),
     # pages are shells that load their data from the API above; without a session they redirect
     ("home page", EVERYONE, lambda st, c, r: ("GET", "/", {})),
     ("project page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}", {})),
@@ -149,8 +171,9 @@ MATRIX = [
         "POST", "/api/auth/password", {"json": {"old_password": f"{r}-pw-123",
                                                 "new_password": f"{r}-pw-123"}})),
 ]
+# what a request without credentials gets, when not 401
 ANON = {"home page": 303, "project page": 303, "editor page": 303, "review page": 303,
-        "audit page": 303}  # what a request without credentials gets, when not 401
+        "audit page": 303, "training page": 303, "assessment page": 303}
 # Routes anyone may call: (method, path template) -> a request and the code it must give
 PUBLIC = {
     ("POST", "/api/auth/login"): (lambda st: ("POST", "/api/auth/login", {
@@ -215,6 +238,22 @@ def _send(st, who, method, url, kw):
     return st.client.request(method, url, headers=st.as_(who), follow_redirects=False, **kw)
 
 
+def _registered_model(st, pid) -> str:
+    """A model record of project ``pid`` in the studio's registry (a stand-in checkpoint, a
+    report and a figure): what the model routes serve."""
+    from segflow.registry import ModelRegistry
+
+    ck = st.app.state.data_dir / "stand-in.pt"
+    ck.write_bytes(b"not a real checkpoint")
+    rec = ModelRegistry(st.app.state.data_dir / "models").record(
+        ck, task="instance", model="maskrcnn", config={"project_id": pid}, dataset={},
+        metrics={}, started_by="manager")
+    (rec.folder / "report.html").write_text("<html><body>report</body></html>")
+    (rec.folder / "report_files").mkdir()
+    (rec.folder / "report_files" / "f.png").write_bytes(png_bytes(blob_image(1)))
+    return rec.id
+
+
 def test_permission_matrix(studio, tmp_path):
     """Every role against every route of the app: allowed means the permission checks passed
     (the request may still be refused for its content), denied means 401/403/404. A route
@@ -235,8 +274,9 @@ def test_permission_matrix(studio, tmp_path):
     ctx["download"] = st.ok("admin", "POST", f"/api/projects/{pid}/export?wait=60",
                             json={"format": "coco"})["download"]
     # a job the project's manager started: theirs, the admins' and the project managers' to read
-    ctx["job"] = st.app.state.jobs.submit("noop", lambda progress: {}, project_id=pid,
+    ctx["job"] = st.app.state.jobs.submit("noop", {}, project_id=pid,
                                           user_id=st.ids["manager"])["id"]
+    ctx["model"] = _registered_model(st, pid)
     ctx["victim"] = st.ok("admin", "POST", "/api/users", json={
         "username": "victim", "password": STRONG, "role": "annotator"})["id"]
     ctx["fresh"] = {}

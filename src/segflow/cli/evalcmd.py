@@ -147,10 +147,7 @@ def _ids(ids: list[int]) -> str:
 
 
 def _semantic_report(path: Path, res, worst) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the process-wide backend is left alone
 
     from segflow.report import write_report
 
@@ -162,7 +159,8 @@ def _semantic_report(path: Path, res, worst) -> Path:
     names = [res.class_names[i] for i in present]
     cm = res.confusion[np.ix_(present, present)].astype(np.float64)
     cmn = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(names), 1 + 0.45 * len(names)))
+    fig = Figure(figsize=(1 + 0.5 * len(names), 1 + 0.45 * len(names)))
+    ax = fig.subplots()
     im = ax.imshow(cmn, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -171,8 +169,8 @@ def _semantic_report(path: Path, res, worst) -> Path:
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(fig_dir / "confusion.png", dpi=110)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(6, 0.35 * len(names) + 1))
+    fig = Figure(figsize=(6, 0.35 * len(names) + 1))
+    ax = fig.subplots()
     ax.barh(names, res.iou[present], color="#4c72b0", label="IoU")
     ax.barh(names, res.dice[present], color="none", edgecolor="#dd8452", label="Dice")
     ax.set_xlim(0, 1)
@@ -180,7 +178,6 @@ def _semantic_report(path: Path, res, worst) -> Path:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(fig_dir / "per_class.png", dpi=110)
-    plt.close(fig)
     rel = fig_dir.name
     sections = [
         {"title": "Summary", "table": {"header": ["mIoU", "pixel accuracy", "mean Dice", "fwIoU"],

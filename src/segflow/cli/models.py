@@ -281,13 +281,110 @@ def export_command(
     console.print(f"exported {export(checkpoint, out, fmt)}")
 
 
-models_app = typer.Typer(help="Inspect checkpoints.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect checkpoints and the model registry.",
+                         no_args_is_help=True)
+
+MODELS_EPILOG = """
+**Examples**
+
+    segflow models list studio-data/            # a studio data folder (its models/) or a registry
+
+    segflow models list http://127.0.0.1:8000 --token $SEGFLOW_TOKEN --json
+
+    segflow models show m20261128-231500-3fa9c1 --data studio-data/
+
+    segflow models show runs/street/best.pt     # a checkpoint file
+"""
 
 
-@models_app.command("show", epilog="**Example**\n\n    segflow models show runs/street/best.pt")
-def show(checkpoint: Path = typer.Argument(..., help="Checkpoint (.pt)."),
+def _source(data: str, token: str | None):
+    """(registry or None, url or None) for DATA|URL."""
+    from segflow.registry import is_url, registry_of
+
+    if is_url(data):
+        return None, data
+    return registry_of(data), None
+
+
+def _token(token: str | None) -> str | None:
+    import os
+
+    return token or os.environ.get("SEGFLOW_TOKEN") or None
+
+
+@models_app.command("list", epilog=MODELS_EPILOG)
+def list_models(data: str = typer.Argument(..., help="Studio data folder, registry folder or "
+                                           "studio URL (http://...)."),
+                token: str = typer.Option(None, "--token", help="API token for a URL "
+                                          "(default: $SEGFLOW_TOKEN)."),
+                json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout.")
+                ) -> None:
+    """List the registered models: id, date, task, model, held-out metric, parent."""
+    from segflow.registry import remote_list
+
+    reg, url = _source(data, token)
+    recs = reg.list() if reg is not None else remote_list(url, token=_token(token))
+    if json_out:
+        emit_json({"models": [r.to_dict() for r in recs]})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()
+    if not recs:
+        out.print(f"no models in {data}")
+        return
+
+    t = Table("id", "created", "task", "model", "metrics", "parent", "by")
+    for r in recs:
+        m = ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool))[:60]
+        t.add_row(r.id, r.created_at, r.task, r.model, m, r.parent or "-", r.started_by or "-")
+    out.print(t)
+
+
+@models_app.command("show", epilog=MODELS_EPILOG)
+def show(target: str = typer.Argument(..., help="Model id (with --data), or a checkpoint (.pt)."),
+         data: str = typer.Option(None, "--data", help="Studio data folder, registry folder or "
+                                  "studio URL holding the model id."),
+         token: str = typer.Option(None, "--token", help="API token for a URL (default: "
+                                   "$SEGFLOW_TOKEN)."),
          json_out: bool = typer.Option(False, "--json", help="One JSON object on stdout.")) -> None:
-    """Print a checkpoint's config, label schema, data fingerprint, metrics and versions."""
+    """Print a registered model's lineage (dataset snapshot, config, code and library
+    versions, held-out metrics, parent, who started it), or a checkpoint's config, schema,
+    data fingerprint, metrics and versions."""
+    if data is None:
+        return _show_checkpoint(Path(target), json_out)
+    from segflow.registry import remote_get
+
+    reg, url = _source(data, token)
+    rec = reg.get(target) if reg is not None else remote_get(url, target, token=_token(token))
+    d = rec.to_dict()
+    if rec.folder is not None:
+        d["checkpoint"] = str(rec.checkpoint)
+    if json_out:
+        emit_json(d)
+        return
+    ds = d["dataset"]
+    lines = [f"[bold]{rec.id}[/bold]: {rec.task} {rec.model}, created {rec.created_at}"
+             + (f" by {rec.started_by}" if rec.started_by else ""),
+             f"parent: {rec.parent or '-'}",
+             f"dataset: hash {ds.get('hash')}, {ds.get('n_images')} images, "
+             f"{len(ds.get('annotations') or [])} annotations",
+             f"metrics: {json.dumps(d['metrics'])}",
+             f"code: {json.dumps(d['code'])}",
+             f"versions: {json.dumps(d['versions'])}",
+             f"config: {json.dumps(d['config'])[:400]}"]
+    if rec.folder is not None:
+        lines.append(f"checkpoint: {rec.checkpoint}")
+    from rich.console import Console
+
+    out = Console(soft_wrap=True)
+    for line in lines:
+        out.print(line, highlight=False)
+
+
+def _show_checkpoint(checkpoint: Path, json_out: bool) -> None:
     require("deep", what="segflow models show")
     from segflow.train import checkpoint as ckpt
 

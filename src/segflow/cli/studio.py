@@ -25,8 +25,17 @@ EPILOG = """
     segflow studio --token-ttl-days 7 --rate-limit-storage redis://127.0.0.1:6379
     segflow studio --db postgresql://studio@127.0.0.1/studio --workers 4 --secure-cookies
 
+    segflow studio --queue redis://127.0.0.1:6379/0     # jobs go to `segflow worker` processes
+    segflow worker --queue redis://127.0.0.1:6379/0 --data studio-data
+
 The API is documented at /docs (OpenAPI). Images are stored under DATA/images by content hash.
 """
+
+
+QUEUE_HELP = ("Where background jobs (training, pre-labels, exports) run: left out, on an "
+              "embedded SQLite queue in --data with worker threads of this process; "
+              "redis://HOST:6379/0, in `segflow worker` processes.")
+QUEUE_NAME_HELP = "The queue's name (studios sharing one Redis database need different names)."
 
 
 def _app(db: str | None, data: Path, **kw):
@@ -62,6 +71,8 @@ def serve(
     forwarded_allow_ips: str = typer.Option("127.0.0.1", "--forwarded-allow-ips",
                                             help="Proxies trusted for X-Forwarded-Proto/-For "
                                                  "(comma-separated IPs)."),
+    queue: str = typer.Option(None, "--queue", help=QUEUE_HELP),
+    queue_name: str = typer.Option("segflow", "--queue-name", help=QUEUE_NAME_HELP),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
@@ -78,7 +89,8 @@ def serve(
         console.print("note: with --rate-limit-storage memory:// each worker counts failed logins "
                       "on its own; give redis://... to share the count")
     application = _app(db, data, secure_cookies=secure_cookies, token_ttl_days=token_ttl_days,
-                       rate_limit_storage=rate_limit_storage, store=store)  # migrates once, before any worker
+                       rate_limit_storage=rate_limit_storage, store=store, queue=queue,
+                       queue_name=queue_name)  # migrates once, before any worker
 
     if demo:
         from segflow.studio.services.demo import seed_demo
@@ -106,7 +118,8 @@ def serve(
                       SEGFLOW_STUDIO_SECURE_COOKIES="1" if secure_cookies else "",
                       SEGFLOW_STUDIO_TOKEN_TTL_DAYS=str(token_ttl_days),
                       SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage,
-                      SEGFLOW_STUDIO_STORE=store or "")
+                      SEGFLOW_STUDIO_STORE=store or "",
+                      SEGFLOW_STUDIO_QUEUE=queue or "", SEGFLOW_STUDIO_QUEUE_NAME=queue_name)
     uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 
@@ -139,3 +152,44 @@ def create_admin(
                    role="admin"))
         s.commit()
     console.print(f"admin {username} created")
+
+
+def worker_command(
+    queue: str = typer.Option(..., "--queue", help="The studio's queue: redis://HOST:6379/0."),
+    data: Path = typer.Option(Path("studio-data"), "--data", help="The studio's data folder "
+                              "(shared with the studio: images, models, job logs)."),
+    db: str = typer.Option(None, "--db", help=DB_HELP),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Jobs run at once by this process (threads)."),
+    queue_name: str = typer.Option("segflow", "--queue-name", help=QUEUE_NAME_HELP),
+    lease: float = typer.Option(60.0, "--lease", min=1, max=3600,
+                                help="Seconds a running job may go without a heartbeat before "
+                                     "it is retried or failed."),
+    store: str = typer.Option(None, "--store", help="The studio's object store, as given to "
+                              "segflow studio --store (s3://bucket/prefix, ...)."),
+) -> None:
+    """Run the studio's background jobs (training, pre-labels, imports, exports) from a Redis
+    queue: start one or more next to `segflow studio --queue redis://...`, on this machine or
+    others that see the same data folder and database."""
+    require("studio", what="segflow worker")
+    from segflow.errors import SegflowError
+    from segflow.studio.app import default_db_url
+    from segflow.studio.db import make_engine, migrate, session_factory
+    from segflow.studio.services.jobs import Jobs
+
+    if not queue.startswith(("redis://", "rediss://", "unix://")):
+        raise SegflowError(f"--queue {queue}: a worker reads a Redis queue (redis://HOST:6379/0);"
+                           " the embedded queue's workers run inside segflow studio")
+    if not (data / "studio.db").exists() and db is None:
+        raise SegflowError(f"--data {data}: no studio here (no studio.db); give the studio's "
+                           "data folder, or --db for a PostgreSQL studio")
+    engine = make_engine(db or default_db_url(data))
+    migrate(engine)
+    jobs = Jobs(data, session_factory(engine), queue=queue, name=queue_name, consume=False,
+                workers=workers, lease_s=lease, store=store)
+    try:
+        jobs.huey.storage.conn.ping()
+    except Exception as e:
+        raise SegflowError(f"--queue {queue}: {str(e).splitlines()[0]}") from None
+    console.print(f"segflow worker {jobs.worker_name}: {workers} thread(s) on {queue}")
+    jobs.run_forever()

@@ -61,7 +61,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
                token_ttl_days: float = 30, rate_limit_storage: str = "memory://",
                login_limit_per_user: str = "10/15 minutes",
                login_limit_per_ip: str = "50/15 minutes", secure_cookies: bool = False,
-               store: str | None = None) -> FastAPI:
+               store: str | None = None, queue: str | None = None,
+               queue_name: str = "segflow", job_lease_s: float = 60.0) -> FastAPI:
     """Build the app: migrate the database to the newest schema, open the image store.
 
     ``token_ttl_days``: lifetime of API bearer tokens. ``rate_limit_storage``: where failed
@@ -69,7 +70,11 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     worker processes); the limits are ``"N/period"`` strings of the ``limits`` library.
     ``secure_cookies`` marks every cookie Secure (the studio runs behind TLS). Requests that
     arrive over HTTPS get Secure cookies anyway, including those a trusted proxy forwards
-    with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``)."""
+    with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``).
+
+    ``queue``: where background jobs go; None runs them on Huey's SQLite queue in the data
+    folder with worker threads of this process, ``redis://host:6379/0`` sends them to
+    ``segflow worker`` processes (``services.jobs``)."""
     from segflow.studio.services.accounts import LoginLimits
 
     if not (0 < token_ttl_days <= 3650):
@@ -92,17 +97,19 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     app.state.token_ttl_days = token_ttl_days
     app.state.login_limits = limits
     app.state.secure_cookies = secure_cookies
-    app.state.jobs = Jobs(data_dir)
+    app.state.jobs = Jobs(data_dir, app.state.sessions, queue=queue, name=queue_name,
+                          lease_s=job_lease_s, store=app.state.store)
     handlers.install(app)
 
     app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
-    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks
+    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks, training
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
     app.include_router(jobs.router)
+    app.include_router(training.router)
     app.include_router(pages.router)
     docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -118,4 +125,6 @@ def app_from_cli() -> FastAPI:
                       token_ttl_days=float(os.environ.get("SEGFLOW_STUDIO_TOKEN_TTL_DAYS", "30")),
                       rate_limit_storage=os.environ.get("SEGFLOW_STUDIO_RATE_LIMIT_STORAGE",
                                                         "memory://"),
-                      store=os.environ.get("SEGFLOW_STUDIO_STORE") or None)
+                      store=os.environ.get("SEGFLOW_STUDIO_STORE") or None,
+                      queue=os.environ.get("SEGFLOW_STUDIO_QUEUE") or None,
+                      queue_name=os.environ.get("SEGFLOW_STUDIO_QUEUE_NAME", "segflow"))

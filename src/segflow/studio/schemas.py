@@ -78,6 +78,10 @@ class Brief(Body):
     image_count: int = Field(0, ge=0, le=MAX_INT)
     domains: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=100)
     schema_: list[ClassIn] = Field(alias="schema", min_length=1, max_length=1000)
+    targets: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=50, description="targets as segflow assess reads them, e.g. "
+        "'miou >= 0.80', 'iou[pedestrian] >= 0.60'; default: [target_metric >= "
+        "target_threshold]")
 
 
 class Members(Body):

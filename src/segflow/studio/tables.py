@@ -72,6 +72,8 @@ class Project(Base):
     domains: Mapped[list] = mapped_column(JSON, default=list)
     schema: Mapped[list] = mapped_column(JSON, default=list)  # LabelSchema.to_list()
     prelabel: Mapped[dict] = mapped_column(JSON, default=dict)  # {"mode": ..., ...}
+    # the brief's targets, as segflow assess reads them ("miou >= 0.8"); None: target_metric
+    targets: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
@@ -211,3 +213,38 @@ class AuditEvent(Base):
     username: Mapped[str] = mapped_column(String(64), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
     detail: Mapped[str] = mapped_column(String(500), default="")
+
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class Job(Base):
+    """A background job (``services.jobs``): what to run, where it stands, and the lease its
+    worker renews (``heartbeat_at``, epoch seconds) so a dead worker's job is retried or failed.
+    Times are epoch seconds (floats): the lease arithmetic is the same on SQLite and
+    PostgreSQL."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_project_kind", "project_id", "kind"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                                   nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # one of JOB_STATES
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=1)
+    lease_s: Mapped[float] = mapped_column(Float, default=60.0)
+    worker: Mapped[str] = mapped_column(String(200), default="")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                   server_default=false())
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -91,3 +91,54 @@ def coco_ap(model, dataset: InstDataset, cat_of: dict[int, int], device) -> dict
         e.accumulate()
         e.summarize()
     return {"ap": float(e.stats[0]), "ap50": float(e.stats[1]), "ap75": float(e.stats[2])}
+
+
+class InstanceStep:
+    """Mask R-CNN: targets (boxes, labels 1..K, masks) from the data model, the model's own
+    losses summed, COCO mask AP for validation."""
+
+    default_metric = "ap50"
+    instance = True
+    validate_at_end = False
+    model_args: dict = {}
+
+    def __init__(self, tr, train_idx: list[int], val_idx: list[int]):
+        from segflow.errors import SegflowError
+
+        cfg = tr.cfg
+        things = tr.schema.thing_ids
+        if not things:
+            raise SegflowError(f"{cfg.data.train}: the label schema has no thing classes to "
+                               "detect")
+        tr.label_of = self.label_of = {c: k + 1 for k, c in enumerate(things)}
+        tr.cat_of = self.cat_of = {k: c for c, k in self.label_of.items()}
+        self.train_set = InstDataset(tr.train_ds, train_idx, self.label_of,
+                                     hflip=cfg.augment.hflip, seed=cfg.seed)
+        self.val_set = InstDataset(tr.val_ds, val_idx, self.label_of, hflip=False, seed=cfg.seed)
+        self.num_classes = len(things) + 1
+
+    def prepare(self, tr) -> None:
+        tr.channels_last = False
+
+    def order(self, tr) -> list[int]:
+        from segflow.train.data import epoch_order
+
+        return epoch_order(len(self.train_set), tr.cfg.seed, tr.epoch)
+
+    def batch(self, tr, order: list[int], b: int):
+        bs = tr.cfg.train.batch_size
+        self.train_set.epoch = tr.epoch
+        samples = [self.train_set[k] for k in order[b * bs:(b + 1) * bs]]
+        return ([im.to(tr.device) for im, _ in samples],
+                [{k: v.to(tr.device) for k, v in t.items()} for _, t in samples])
+
+    def loss(self, tr, imgs, targets) -> torch.Tensor:
+        return sum(tr.net(imgs, targets).values())
+
+    def validate(self, tr) -> dict:
+        if not len(self.val_set):
+            return {}
+        return coco_ap(tr.model, self.val_set, self.cat_of, tr.device)
+
+    def state(self) -> dict:
+        return {"label_to_class": self.cat_of}

@@ -1,4 +1,11 @@
-"""The training loop for semantic models: one small class, no hidden magic.
+"""The training loop: one small class, no hidden magic, shared by every task.
+
+:class:`TrainLoop` is the loop (steps, gradient accumulation, validation per epoch, early
+stopping, checkpoints, exact resume, hooks); what differs between tasks (how a batch is built,
+the loss, validation) lives in one *step object* per task (:mod:`segflow.train.steps`:
+semantic; :mod:`segflow.train.instance`: Mask R-CNN; :mod:`segflow.volume.train`: volumes), so
+adding a task adds a step object, not a branch in the loop. Progress is reported through hooks
+(:mod:`segflow.train.hooks`).
 
 Steps are optimizer steps. Batches come from a per-epoch permutation seeded by (seed, epoch)
 and per-sample augmentation seeded by (seed, epoch, index), so a run with a fixed seed is
@@ -8,9 +15,11 @@ schedule, RNG, position in the epoch, best metric and patience are all saved).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +27,12 @@ import torch
 
 from segflow.errors import SegflowError
 from segflow.formats import open_dataset
-from segflow.metrics import SemanticEvaluator
 from segflow.models import create_model
 from segflow.train import checkpoint as ckpt
 from segflow.train.config import TrainConfig
-from segflow.train.data import (
-    SegDataset,
-    build_transform,
-    epoch_order,
-    fingerprint,
-    pad_collate,
-)
+from segflow.train.data import fingerprint
 from segflow.train.distributed import DistContext
-from segflow.train.losses import SegLoss
+from segflow.train.hooks import Hooks, MetricsLog, RichProgress
 
 
 def pick_device(name: str) -> torch.device:
@@ -69,89 +71,96 @@ def lr_lambda(cfg: TrainConfig, total: int):
     return f
 
 
-class Trainer:
+class TrainLoop:
+    """The loop every trainer shares. A subclass sets, before :meth:`_start`: ``cfg``,
+    ``device``, ``out``, ``schema``, ``model_args``, ``num_classes``, ``task_step`` (the step
+    object), ``batches_per_epoch``, ``total_steps`` and ``data_fp``; :meth:`_start` builds the
+    model (from the run's own seeded generator), the optimiser and the schedule.
+
+    The step object has ``default_metric``, ``instance``, ``validate_at_end`` (also validate
+    when the step budget ends mid-epoch), ``order(trainer)`` (the epoch's sample order, or
+    None), ``batch(trainer, order, b)`` -> ``(inputs, targets)`` for micro-batch ``b`` of the
+    epoch, ``prepare(trainer)`` (once the model exists, before the optimiser: memory format, loss
+    module), ``loss(trainer, inputs, targets)`` -> a scalar tensor, ``validate(trainer)`` -> metrics
+    and ``state()`` -> extra checkpoint entries.
+
+    Randomness: the run draws from its own ``torch.Generator`` (``self.rng``, seeded with
+    ``cfg.seed``) and numpy ``default_rng`` generators; the process-wide RNGs are left as they
+    were. Library code that only reads torch's default generator (weight initialisation,
+    dropout, Mask R-CNN's sampler) runs inside :meth:`rng_scope`, which lends it the run's
+    stream and takes it back. torch has one default generator per process, so two runs in
+    threads of one process would draw from each other's stream: run concurrent trainings in
+    separate processes (``segflow worker``) when they must be reproducible.
+    """
+
+    cfg: TrainConfig
+    task_step: object
     dist = DistContext()  # one process unless torchrun / --nproc started several
-    _shard_weight = 1.0
+    _shard_weight = 1.0  # this process's share of the global micro-batch (DDP)
 
-    def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True):
-        self.cfg = cfg
-        self.device = pick_device(device)
-        self.dist = DistContext.from_env(self.device)  # torchrun / --nproc: one of N processes
-        self.device = self.dist.device(self.device)
-        self.dist.check_batch(cfg.train.batch_size)
-        self.progress = progress and self.dist.main
-        self.out = Path(cfg.out)
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed % 2**32)
-        self.train_ds = open_dataset(cfg.data.train, cfg.data.format)
-        self.schema = self.train_ds.schema
-        n = len(self.train_ds)
-        if cfg.data.val:
-            self.val_ds = open_dataset(cfg.data.val, cfg.data.format)
-            train_idx, val_idx = list(range(n)), list(range(len(self.val_ds)))
-        else:
-            perm = np.random.default_rng([cfg.seed, 999]).permutation(n)
-            n_val = max(1, int(round(n * cfg.data.val_fraction))) if cfg.data.val_fraction else 0
-            if n_val >= n:
-                raise SegflowError(f"{cfg.data.train}: {n} images leave none for training after "
-                                   f"a {cfg.data.val_fraction} validation split")
-            self.val_ds = self.train_ds
-            val_idx, train_idx = sorted(perm[:n_val].tolist()), sorted(perm[n_val:].tolist())
-        ig = self.schema.ignore_index
-        self.instance = cfg.task == "instance"
-        if self.instance:
-            from segflow.train.instance import InstDataset
-
-            things = self.schema.thing_ids
-            if not things:
-                raise SegflowError(f"{cfg.data.train}: the label schema has no thing classes "
-                                   "to detect")
-            self.label_of = {c: k + 1 for k, c in enumerate(things)}
-            self.cat_of = {k: c for c, k in self.label_of.items()}
-            self.train_set = InstDataset(self.train_ds, train_idx, self.label_of,
-                                         hflip=cfg.augment.hflip, seed=cfg.seed)
-            self.val_set = InstDataset(self.val_ds, val_idx, self.label_of, hflip=False,
-                                       seed=cfg.seed)
-            self.num_classes = len(things) + 1
-        else:
-            dist = cfg.loss.distance_weight > 0
-            self.train_set = SegDataset(self.train_ds, train_idx,
-                                        transform=build_transform(cfg.augment, cfg.train.crop),
-                                        seed=cfg.seed, ignore_index=ig, distance=dist)
-            self.val_set = SegDataset(self.val_ds, val_idx, ignore_index=ig, distance=dist)
-            self.num_classes = self.schema.num_classes
-        self.model_args = {"num_classes": self.num_classes, **cfg.model.args}
-        if cfg.loss.distance_weight > 0:
-            self.model_args["extra_outputs"] = 1
-        self.model = create_model(cfg.model.name, **self.model_args).to(self.device)
+    def _start(self, hooks: Iterable[Hooks], progress: bool) -> None:
+        self.hooks = tuple(hooks)
+        for h in self.hooks:
+            if not isinstance(h, Hooks):
+                raise TypeError(f"hooks must be segflow.train.hooks.Hooks, got {type(h).__name__}")
+        self.progress = progress
         self.cuda = self.device.type == "cuda"
-        # channels_last: on CUDA and on the CPU alike (oneDNN convolutions run 20-40% faster).
-        self.channels_last = not self.instance and cfg.train.channels_last != "off"
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.net = self.dist.wrap(self.model, self.device)  # what forward/backward run through
-        self.amp = (cfg.train.amp == "on") or (cfg.train.amp == "auto" and self.cuda)
-        self.loss_fn = SegLoss(cfg.loss.name, ignore_index=ig, class_weights=cfg.loss.class_weights,
-                               focal_gamma=cfg.loss.focal_gamma,
-                               dice_weight=cfg.loss.dice_weight,
-                               distance_weight=cfg.loss.distance_weight,
-                               num_classes=self.num_classes).to(self.device)
-        self.opt = make_optimizer(cfg, self.model)
-        bs = cfg.train.batch_size
-        self.batches_per_epoch = max(1, math.ceil(len(train_idx) / bs))
-        self.steps_per_epoch = max(1, self.batches_per_epoch // cfg.train.grad_accum)
-        self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, self.total_steps))
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.best = None
-        self.bad_epochs = 0
+        self.rng = torch.Generator().manual_seed(self.cfg.seed)
+        self.cuda_rng = None  # per-device CUDA states; None: seed on first use
+        self._in_scope = False
+        self.instance = self.task_step.instance
+        self.amp = (self.cfg.train.amp == "on") or (self.cfg.train.amp == "auto" and self.cuda)
+        with self.rng_scope():
+            self.model = create_model(self.cfg.model.name, **self.model_args).to(self.device)
+        self.task_step.prepare(self)  # e.g. channels_last, the loss module
+        self.net = self.dist.wrap(self.model, self.device)  # what training forwards run through
+        self.opt = make_optimizer(self.cfg, self.model)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt,
+                                                       lr_lambda(self.cfg, self.total_steps))
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best, self.bad_epochs = None, 0
         self.history: list[dict] = []
-        self.data_fp = fingerprint(self.train_ds)
+        self.epoch_losses: list[float] = []
+        self._live_hooks: tuple = self.hooks
 
-    # ---- checkpoints ----------------------------------------------------------------------
+    @property
+    def default_metric(self) -> str:
+        """What early stopping and best.pt follow when the config names nothing."""
+        return self.task_step.default_metric
+
+    # ---- randomness ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def rng_scope(self):
+        """Run the block with torch's default generator(s) set to this run's stream; on exit the
+        stream is kept in ``self.rng`` and the process-wide state is restored."""
+        if self._in_scope:
+            yield
+            return
+        devs = list(range(torch.cuda.device_count())) if self.cuda else []
+        with torch.random.fork_rng(devices=devs):
+            torch.set_rng_state(self.rng.get_state())
+            if self.cuda:
+                if self.cuda_rng is None:
+                    torch.cuda.manual_seed_all(self.cfg.seed)
+                else:
+                    torch.cuda.set_rng_state_all(self.cuda_rng)
+            self._in_scope = True
+            try:
+                yield
+            finally:
+                self._in_scope = False
+                self.rng.set_state(torch.get_rng_state())
+                if self.cuda:
+                    self.cuda_rng = torch.cuda.get_rng_state_all()
+
+    def _rng_states(self):
+        if self._in_scope:
+            return torch.get_rng_state(), torch.cuda.get_rng_state_all() if self.cuda else None
+        return self.rng.get_state(), self.cuda_rng
+
+    # ---- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
+        torch_rng, cuda_rng = self._rng_states()
         return {
             "config": self.cfg.model_dump(),
             "schema": {"classes": self.schema.to_list(), "ignore_index": self.schema.ignore_index},
@@ -160,30 +169,36 @@ class Trainer:
             "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best": self.best, "bad_epochs": self.bad_epochs, "history": self.history,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
-            "data_fingerprint": self.data_fp, "task": self.cfg.task,
-            "label_to_class": getattr(self, "cat_of", None),
+            "epoch_losses": self.epoch_losses, "torch_rng": torch_rng, "cuda_rng": cuda_rng,
+            "data_fingerprint": self.data_fp, "task": self.cfg.task, "label_to_class": None,
             "metrics": self.history[-1] if self.history else {},
+            **self.task_step.state(),
         }
 
     def save(self, name: str = "last.pt") -> Path:
-        if not self.dist.main:  # one process writes: checkpoints are written once
+        if not self.dist.main:  # DDP: one process writes, checkpoints are written once
             return self.out / name
-        return ckpt.save(self.out / name, **self.state())
+        path = ckpt.save(self.out / name, **self.state())
+        for h in self._live_hooks:
+            h.on_checkpoint(self, path)
+        return path
 
-    def resume(self, path: str | Path) -> None:
-        ck = ckpt.load(path)
+    def _check_resume(self, ck: dict, path: str | Path) -> None:
         if ck["model"]["name"] != self.cfg.model.name:
             raise SegflowError(f"{path}: was trained as {ck['model']['name']}, the config says "
                                f"{self.cfg.model.name}")
-        self._load_common(ck, path)
-        self.batch_in_epoch = ck["batch_in_epoch"]
-        torch.set_rng_state(ck["torch_rng"])
-        if self.cuda and ck.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(ck["cuda_rng"])
 
-    # ---- loop -------------------------------------------------------------------------------
+    def resume(self, path: str | Path) -> None:
+        """Continue from checkpoint ``path`` exactly: weights, optimiser, schedule, counters,
+        position in the epoch, best metric, patience and the random streams."""
+        ck = ckpt.load(path)
+        self._check_resume(ck, path)
+        self._load_common(ck, path)
+        self.batch_in_epoch = ck.get("batch_in_epoch", 0)
+        self.epoch_losses = list(ck.get("epoch_losses", []))
+        self.rng.set_state(ck["torch_rng"])
+        self.cuda_rng = ck.get("cuda_rng") if self.cuda else None
+
     def _load_common(self, ck: dict, path: str | Path) -> None:
         """Restore what every trainer keeps (weights, optimiser, schedule, counters, history)
         from checkpoint ``ck``, after checking it was made on the same training data."""
@@ -196,112 +211,125 @@ class Trainer:
         self.step, self.epoch = ck["step"], ck["epoch"]
         self.best, self.bad_epochs, self.history = ck["best"], ck["bad_epochs"], ck["history"]
 
-    def _log(self, rec: dict) -> None:
-        if not self.dist.main:
-            return
-        self.out.mkdir(parents=True, exist_ok=True)
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(rec) + "\n")
-
-    def _batch(self, order: list[int], b: int):
+    # ---- loop ---------------------------------------------------------------------------------
+    def _batch(self, order, b: int):
+        if not self.dist.active:
+            return self.task_step.batch(self, order, b)
+        # DDP: this process takes its share of global micro-batch b; the step object sees that
+        # share as a micro-batch of its own (b = 0 of the shard).
         bs = self.cfg.train.batch_size
-        idx, self._shard_weight = self.dist.shard(order[b * bs:(b + 1) * bs])
-        self.train_set.epoch = self.epoch
-        if self.instance:
-            samples = [self.train_set[k] for k in idx]
-            return ([im.to(self.device) for im, _ in samples],
-                    [{k: v.to(self.device) for k, v in t.items()} for _, t in samples])
-        imgs, masks = pad_collate([self.train_set[k] for k in idx], self.schema.ignore_index)
-        if isinstance(masks, tuple):
-            return imgs.to(self.device), tuple(m.to(self.device) for m in masks)
-        return imgs.to(self.device), masks.to(self.device)
+        idx, self._shard_weight = self.dist.shard(list(order[b * bs:(b + 1) * bs]))
+        return self.task_step.batch(self, idx, 0)
 
-    def train_step(self, imgs, masks, scale: float = 1.0) -> float:
-        if self.instance:  # Mask R-CNN returns its losses; masks are the target dicts here
-            losses = self.net(imgs, masks)
-            loss = sum(losses.values())
-            (loss * scale * self._shard_weight).backward()
-            return float(loss.detach()) * self._shard_weight
-        if self.channels_last:
-            imgs = imgs.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = self.net(imgs)
-        loss = self.loss_fn(logits, masks)
-        (loss * scale * self._shard_weight).backward()
-        return float(loss.detach()) * self._shard_weight
+    def train_step(self, inputs, targets, scale: float = 1.0) -> float:
+        """Forward, loss and backward of one micro-batch (gradients scaled by ``scale``)."""
+        loss = self.task_step.loss(self, inputs, targets) * self._shard_weight
+        (loss * scale).backward()
+        return float(loss.detach())
+
+    def validate(self) -> dict:
+        with torch.no_grad():
+            return self.task_step.validate(self)
+
+    def _epoch_pending(self, accum: int) -> bool:
+        """The epoch's last step is done but its validation is not (a stop came between)."""
+        if self.batch_in_epoch == 0:
+            return False
+        return (self.batch_in_epoch + accum > self.batches_per_epoch
+                or (self.task_step.validate_at_end and self.step >= self.total_steps))
 
     def fit(self) -> dict:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+        """Train to the end of the budget (or until early stopping or a hook's ``should_stop``);
+        returns the last validation record, with ``"stopped": True`` when a hook stopped it."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.dist.main:
+        hooks: list[Hooks] = []
+        if self.dist.main:  # DDP: one process writes the config and the log
             (self.out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
-        accum = cfg.train.grad_accum
-        cols = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.1f} img/s"),
-                TimeRemainingColumn())
-        stop = False
+            hooks.append(MetricsLog(self.out / "metrics.jsonl", cfg.train.log_every))
+        bar = RichProgress(cfg.name, self.total_steps, self.step) if self.progress and \
+            self.dist.main else None
+        if bar is not None:
+            hooks.append(bar)
+        self._live_hooks = (*hooks, *self.hooks)
         try:
-            with Progress(*cols, disable=not self.progress) as bar:
-                task = bar.add_task(cfg.name, total=self.total_steps, completed=self.step,
-                                    loss=float("nan"), ips=0.0)
-                while self.step < self.total_steps and self.epoch < cfg.train.epochs and not stop:
-                    order = epoch_order(len(self.train_set), cfg.seed, self.epoch)
-                    self.model.train()
-                    t0, seen, losses = time.perf_counter(), 0, []
-                    while self.batch_in_epoch + accum <= self.batches_per_epoch \
-                            and self.step < self.total_steps:
-                        self.opt.zero_grad(set_to_none=True)
-                        loss = 0.0
-                        for _ in range(accum):
-                            imgs, masks = self._batch(order, self.batch_in_epoch)
-                            loss += self.train_step(imgs, masks, 1.0 / accum) / accum
-                            self.batch_in_epoch += 1
-                            seen += len(imgs)
-                        loss = self.dist.mean(loss)  # the global batch's loss
-                        if not math.isfinite(loss):
-                            raise SegflowError(f"loss became {loss} at step {self.step}; lower "
-                                               "optim.lr or check the labels")
-                        if cfg.train.clip_grad_norm:
-                            torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                           cfg.train.clip_grad_norm)
-                        self.opt.step()
-                        self.sched.step()
-                        self.step += 1
-                        losses.append(loss)
-                        ips = seen / max(time.perf_counter() - t0, 1e-9)
-                        bar.update(task, advance=1, loss=loss, ips=ips)
-                        if self.step % cfg.train.log_every == 0 or self.step == 1:
-                            self._log({"type": "train", "step": self.step, "epoch": self.epoch,
-                                       "loss": loss, "lr": self.sched.get_last_lr()[0],
-                                       "images_per_s": ips})
-                        if self.step % cfg.train.checkpoint_every == 0:
-                            self.save()
-                    if self.batch_in_epoch + accum > self.batches_per_epoch:
-                        ips = seen / max(time.perf_counter() - t0, 1e-9)  # training only
-                        rec = self.validate()
-                        rec.update(type="val", epoch=self.epoch, step=self.step,
-                                   train_loss=float(np.mean(losses)) if losses else None,
-                                   images_per_s=ips)
-                        self.history.append(rec)
-                        self._log(rec)
-                        stop = self._early_stop(rec)
-                        self.epoch += 1
-                        self.batch_in_epoch = 0
-                        self.save()
+            with bar or contextlib.nullcontext(), self.rng_scope():
+                stopped = self._run()
         except KeyboardInterrupt:
             self.save()
             raise
-        self.save()
+        finally:
+            self._live_hooks = self.hooks
+        if not stopped:
+            self.save()
         if self.dist.main:
             self.plot()
-        return self.history[-1] if self.history else {}
+        out = dict(self.history[-1]) if self.history else {}
+        if stopped:
+            out["stopped"] = True
+        return out
 
-    @property
-    def default_metric(self) -> str:
-        """What early stopping and best.pt follow when the config names nothing."""
-        return "ap50" if self.instance else "miou"
+    def _run(self) -> bool:
+        cfg, hooks = self.cfg, self._live_hooks
+        accum = cfg.train.grad_accum
+        t_start, step0 = time.perf_counter(), self.step
+        early = False
+        while not early and self.epoch < cfg.train.epochs and \
+                (self.step < self.total_steps or self._epoch_pending(accum)):
+            order = self.task_step.order(self)
+            self.model.train()
+            t0, seen = time.perf_counter(), 0
+            while self.batch_in_epoch + accum <= self.batches_per_epoch \
+                    and self.step < self.total_steps:
+                self.opt.zero_grad(set_to_none=True)
+                loss = 0.0
+                for _ in range(accum):
+                    inputs, targets = self._batch(order, self.batch_in_epoch)
+                    loss += self.train_step(inputs, targets, 1.0 / accum) / accum
+                    self.batch_in_epoch += 1
+                    seen += len(inputs)
+                loss = self.dist.mean(loss)  # the global batch's loss (DDP; else as is)
+                if not math.isfinite(loss):
+                    raise SegflowError(f"loss became {loss} at step {self.step}; lower "
+                                       "optim.lr or check the labels")
+                if cfg.train.clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                   cfg.train.clip_grad_norm)
+                self.opt.step()
+                self.sched.step()
+                self.step += 1
+                self.epoch_losses.append(loss)
+                now = time.perf_counter()
+                elapsed = now - t_start
+                rate = elapsed / max(1, self.step - step0)
+                rec = {"step": self.step, "total_steps": self.total_steps, "epoch": self.epoch,
+                       "loss": loss, "lr": self.sched.get_last_lr()[0], "elapsed_s": elapsed,
+                       "eta_s": rate * (self.total_steps - self.step),
+                       "images_per_s": seen / max(now - t0, 1e-9)}
+                for h in hooks:
+                    h.on_step(self, rec)
+                if self.step % cfg.train.checkpoint_every == 0:
+                    self.save()
+                if any(h.should_stop(self) for h in hooks):
+                    self.save()
+                    return True
+            if self._epoch_pending(accum):
+                ips = seen / max(time.perf_counter() - t0, 1e-9)  # training only
+                rec = self.validate()
+                rec.update(type="val", epoch=self.epoch, step=self.step,
+                           train_loss=float(np.mean(self.epoch_losses)) if self.epoch_losses
+                           else None, images_per_s=ips)
+                self.history.append(rec)
+                self.epoch_losses = []
+                for h in hooks:
+                    h.on_eval(self, rec)
+                early = self._early_stop(rec)
+                self.epoch += 1
+                self.batch_in_epoch = 0
+                self.save()
+            elif self.step < self.total_steps:  # an empty epoch cannot happen; guard anyway
+                break
+        return False
 
     def _early_stop(self, rec: dict) -> bool:
         es = self.cfg.train.early_stopping
@@ -316,35 +344,11 @@ class Trainer:
         self.bad_epochs += 1
         return es is not None and self.bad_epochs >= es.patience
 
-    @torch.no_grad()
-    def validate(self) -> dict:
-        if not len(self.val_set):
-            return {}
-        if self.instance:
-            from segflow.train.instance import coco_ap
-
-            return coco_ap(self.model, self.val_set, self.cat_of, self.device)
-        self.model.eval()
-        ev = SemanticEvaluator(self.num_classes, ignore_index=self.schema.ignore_index)
-        losses = []
-        for k in range(len(self.val_set)):
-            img, mask, *dist = self.val_set[k]
-            img, mask = img[None].to(self.device), mask[None].to(self.device)
-            target = (mask, dist[0][None].to(self.device)) if dist else mask
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits = self.model(img)
-            losses.append(float(self.loss_fn(logits, target)))
-            pred = logits[:, :self.num_classes].argmax(1)
-            ev.update(mask[0].cpu().numpy(), pred[0].cpu().numpy())
-        r = ev.compute()
-        return {"val_loss": float(np.mean(losses)), "miou": r.miou,
-                "pixel_accuracy": r.pixel_accuracy, "dice": r.mean_dice}
-
     def plot(self) -> Path | None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        """``curves.png`` and ``metrics.csv`` from ``metrics.jsonl`` (matplotlib's object API:
+        the process-wide backend is left alone)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
         path = self.out / "metrics.jsonl"
         if not path.is_file():
@@ -352,7 +356,9 @@ class Trainer:
         recs = [json.loads(x) for x in path.read_text().splitlines()]
         tr = [r for r in recs if r["type"] == "train"]
         va = [r for r in recs if r["type"] == "val"]
-        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+        fig = Figure(figsize=(10, 3.5))
+        FigureCanvasAgg(fig)
+        a, b = fig.subplots(1, 2)
         a.plot([r["step"] for r in tr], [r["loss"] for r in tr], label="train loss")
         if va:
             if "val_loss" in va[0]:
@@ -364,10 +370,10 @@ class Trainer:
         a.set_xlabel("step")
         b.set_xlabel("step")
         a.legend()
-        b.legend()
+        if va:
+            b.legend()
         fig.tight_layout()
         fig.savefig(self.out / "curves.png", dpi=100)
-        plt.close(fig)
         with open(self.out / "metrics.csv", "w") as f:
             keys = ["epoch", "step", "train_loss", *(k for k in va[0] if k not in
                     ("epoch", "step", "train_loss", "type"))] if va else ["epoch"]
@@ -375,3 +381,44 @@ class Trainer:
             for r in va:
                 f.write(",".join(str(r.get(k)) for k in keys) + "\n")
         return self.out / "curves.png"
+
+
+class Trainer(TrainLoop):
+    """Images: semantic models (U-Net, DeepLabV3+, FPN) and Mask R-CNN (``task: instance``),
+    from any segflow dataset. ``hooks``: :class:`segflow.train.hooks.Hooks` objects."""
+
+    def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True,
+                 hooks: Iterable[Hooks] = ()):
+        from segflow.train.steps import step_for
+
+        self.cfg = cfg
+        self.device = pick_device(device)
+        self.dist = DistContext.from_env(self.device)  # torchrun / --nproc: one of N processes
+        self.device = self.dist.device(self.device)
+        self.dist.check_batch(cfg.train.batch_size)
+        self.out = Path(cfg.out)
+        self.train_ds = open_dataset(cfg.data.train, cfg.data.format)
+        self.schema = self.train_ds.schema
+        n = len(self.train_ds)
+        if cfg.data.val:
+            self.val_ds = open_dataset(cfg.data.val, cfg.data.format)
+            train_idx, val_idx = list(range(n)), list(range(len(self.val_ds)))
+        else:
+            perm = np.random.default_rng([cfg.seed, 999]).permutation(n)
+            n_val = max(1, int(round(n * cfg.data.val_fraction))) if cfg.data.val_fraction else 0
+            if n_val >= n:
+                raise SegflowError(f"{cfg.data.train}: {n} images leave none for training after "
+                                   f"a {cfg.data.val_fraction} validation split")
+            self.val_ds = self.train_ds
+            val_idx, train_idx = sorted(perm[:n_val].tolist()), sorted(perm[n_val:].tolist())
+        self.task_step = step_for(cfg.task)(self, train_idx, val_idx)
+        self.train_set, self.val_set = self.task_step.train_set, self.task_step.val_set
+        self.num_classes = self.task_step.num_classes
+        self.model_args = {"num_classes": self.num_classes, **cfg.model.args,
+                           **self.task_step.model_args}
+        bs = cfg.train.batch_size
+        self.batches_per_epoch = max(1, math.ceil(len(train_idx) / bs))
+        self.steps_per_epoch = max(1, self.batches_per_epoch // cfg.train.grad_accum)
+        self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
+        self.data_fp = fingerprint(self.train_ds)
+        self._start(hooks, progress)

@@ -3,7 +3,8 @@ with a ``volume:`` section) or a 3-D U-Net (model ``unet3d``).
 
 The data is a folder with ``images/NAME.nii.gz``, ``labels/NAME.nii.gz`` (same grid) and
 ``schema.json``, as ``segflow data synth medical3d`` writes; the volumes are held in memory.
-Each step draws its samples from ``default_rng([seed, step])``: slices (2.5-D, with neighbours
+Each step draws its samples from ``default_rng([seed, step])`` (:class:`VolumeStep`, the
+task's step object in the image trainer's loop): slices (2.5-D, with neighbours
 as channels) or patches (3-D), a ``foreground_fraction`` of them centred on a labelled voxel,
 with random flips in-plane. Validation predicts whole held-out volumes (sliding window in
 3-D) and scores them with :class:`segflow.metrics.SemanticEvaluator`. Checkpoints have the
@@ -13,9 +14,8 @@ image trainer's layout plus a ``volume`` entry, so ``segflow models show`` reads
 
 from __future__ import annotations
 
-import json
 import math
-import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,12 +24,11 @@ import torch
 
 from segflow.errors import SegflowError
 from segflow.metrics import SemanticEvaluator
-from segflow.models import create_model
-from segflow.train import checkpoint as ckpt
 from segflow.train.config import TrainConfig
 from segflow.train.data import fingerprint
+from segflow.train.hooks import Hooks
 from segflow.train.losses import SegLoss
-from segflow.train.trainer import Trainer, lr_lambda, make_optimizer, pick_device
+from segflow.train.trainer import TrainLoop, pick_device
 from segflow.volume.io import check_aligned, list_volumes, read_volume, volume_stem
 from segflow.volume.predict import normalize, slab, sliding_window_3d
 
@@ -61,16 +60,103 @@ def load_volume_set(root: str | Path, window) -> tuple[list[tuple[str, np.ndarra
     return out, schema
 
 
-class VolumeTrainer:
-    def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True):
+class VolumeStep:
+    """The step object for volumes: each micro-batch is drawn from ``default_rng([seed, n])``
+    (``n`` counts micro-batches over the run), slices with neighbours (2.5-D) or patches (3-D);
+    validation predicts whole held-out volumes."""
+
+    default_metric = "dice"
+    instance = False
+    validate_at_end = True  # a step budget that ends mid-epoch still gets its score
+
+    def __init__(self, tr):
+        self.tr = tr
+
+    def prepare(self, tr) -> None:
+        cfg = tr.cfg
+        tr.channels_last = False
+        tr.loss_fn = self.loss_fn = SegLoss(
+            cfg.loss.name, ignore_index=tr.ignore, class_weights=cfg.loss.class_weights,
+            focal_gamma=cfg.loss.focal_gamma, dice_weight=cfg.loss.dice_weight,
+            num_classes=tr.num_classes).to(tr.device)
+
+    def order(self, tr):
+        return None
+
+    def _centre(self, rng, lab: np.ndarray) -> tuple[int, int, int]:
+        tr = self.tr
+        if rng.random() < tr.vc.foreground_fraction:
+            fg = np.flatnonzero((lab > 0) & (lab != tr.ignore))
+            if fg.size:
+                return tuple(int(v) for v in np.unravel_index(fg[rng.integers(fg.size)], lab.shape))
+        return tuple(int(rng.integers(n)) for n in lab.shape)
+
+    def _sample(self, rng) -> tuple[np.ndarray, np.ndarray]:
+        tr = self.tr
+        _, img, lab = tr.train_vols[int(rng.integers(len(tr.train_vols)))]
+        c = self._centre(rng, lab)
+        if tr.is3d:
+            x, y = _crop(img, lab, c, tr.vc.patch, tr.ignore)
+            x = x[None]
+        else:
+            x, y = slab(img, c[2], tr.vc.context), lab[:, :, c[2]]
+        for ax in (0, 1):  # in-plane flips (x has a channel axis first)
+            if rng.random() < 0.5:
+                x, y = np.flip(x, ax + 1), np.flip(y, ax)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y)
+
+    def batch(self, tr, order, b: int):
+        accum = tr.cfg.train.grad_accum
+        rng = np.random.default_rng([tr.cfg.seed, tr.step * accum + b % accum])
+        xs, ys = zip(*(self._sample(rng) for _ in range(tr.cfg.train.batch_size)))
+        if not tr.is3d:  # slices of different volumes may differ in size: pad to the largest
+            h = max(x.shape[1] for x in xs)
+            w = max(x.shape[2] for x in xs)
+            xs = [np.pad(x, ((0, 0), (0, h - x.shape[1]), (0, w - x.shape[2]))) for x in xs]
+            ys = [np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), constant_values=tr.ignore)
+                  for y in ys]
+        return (torch.from_numpy(np.stack(xs)).to(tr.device),
+                torch.from_numpy(np.stack(ys)).to(tr.device))
+
+    def loss(self, tr, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = tr.net(x)
+        if logits.ndim == 5:  # the 2-D losses, on (B, C, I, J*K): the same sums over voxels
+            logits = logits.flatten(3)
+            y = y.flatten(2)
+        return self.loss_fn(logits, y)
+
+    def validate(self, tr) -> dict:
+        if not tr.val_vols:
+            return {}
+        ev = SemanticEvaluator(tr.num_classes, ignore_index=tr.ignore)
+        for _, img, lab in tr.val_vols:
+            ev.update(lab, tr.predict_normalised(img))
+        r = ev.compute()
+        fg = r.dice[1:]
+        names = tr.schema.names_by_id()
+        return {"miou": r.miou, "dice": float(np.nanmean(fg)) if np.isfinite(fg).any() else None,
+                **{f"dice_{names[c] if c < len(names) and names[c] else c}":
+                   None if not np.isfinite(r.dice[c]) else float(r.dice[c])
+                   for c in range(tr.num_classes)}}
+
+    def state(self) -> dict:
+        tr = self.tr
+        return {"task": "semantic",
+                "volume": {**tr.vc.model_dump(), "mode": "3d" if tr.is3d else "2.5d"}}
+
+
+class VolumeTrainer(TrainLoop):
+    """The image trainer's loop (:class:`segflow.train.trainer.TrainLoop`: hooks, checkpoints,
+    exact resume, early stopping) with :class:`VolumeStep` for the task."""
+
+    def __init__(self, cfg: TrainConfig, *, device: str = "auto", progress: bool = True,
+                 hooks: Iterable[Hooks] = ()):
         if cfg.volume is None:
             raise SegflowError("volume training needs a volume: section or model unet3d")
         self.cfg, self.vc = cfg, cfg.volume
         self.device = pick_device(device)
-        self.progress = progress
         self.out = Path(cfg.out)
         self.is3d = cfg.model.name == "unet3d"
-        self.instance = False  # read by Trainer.plot
         win = self.vc.window
         data, self.schema = load_volume_set(cfg.data.train, win)
         if cfg.data.val:
@@ -87,108 +173,13 @@ class VolumeTrainer:
         self.num_classes = self.schema.num_classes
         in_ch = 1 if self.is3d else 2 * self.vc.context + 1
         self.model_args = {"num_classes": self.num_classes, "in_channels": in_ch, **cfg.model.args}
-        torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model.name, **self.model_args).to(self.device)
-        self.loss_fn = SegLoss(cfg.loss.name, ignore_index=self.ignore,
-                               class_weights=cfg.loss.class_weights, focal_gamma=cfg.loss.focal_gamma,
-                               dice_weight=cfg.loss.dice_weight,
-                               num_classes=self.num_classes).to(self.device)
-        self.opt = make_optimizer(cfg, self.model)
         bs = cfg.train.batch_size
         self.steps_per_epoch = max(1, math.ceil(len(self.train_vols) * self.vc.samples_per_volume / bs))
+        self.batches_per_epoch = self.steps_per_epoch * cfg.train.grad_accum
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(cfg, self.total_steps))
-        self.step = self.epoch = 0
-        self.best, self.bad_epochs, self.history = None, 0, []
         self.data_fp = fingerprint(SimpleNamespace(root=Path(cfg.data.train)))
-
-    # ---- samples ------------------------------------------------------------------------------
-    def _centre(self, rng, lab: np.ndarray) -> tuple[int, int, int]:
-        if rng.random() < self.vc.foreground_fraction:
-            fg = np.flatnonzero((lab > 0) & (lab != self.ignore))
-            if fg.size:
-                return tuple(int(v) for v in np.unravel_index(fg[rng.integers(fg.size)], lab.shape))
-        return tuple(int(rng.integers(n)) for n in lab.shape)
-
-    def _sample(self, rng) -> tuple[np.ndarray, np.ndarray]:
-        _, img, lab = self.train_vols[int(rng.integers(len(self.train_vols)))]
-        c = self._centre(rng, lab)
-        if self.is3d:
-            x, y = _crop(img, lab, c, self.vc.patch, self.ignore)
-            x = x[None]
-        else:
-            x, y = slab(img, c[2], self.vc.context), lab[:, :, c[2]]
-        for ax in (0, 1):  # in-plane flips (x has a channel axis first)
-            if rng.random() < 0.5:
-                x, y = np.flip(x, ax + 1), np.flip(y, ax)
-        return np.ascontiguousarray(x), np.ascontiguousarray(y)
-
-    def _batch(self):
-        rng = np.random.default_rng([self.cfg.seed, self.step])
-        xs, ys = zip(*(self._sample(rng) for _ in range(self.cfg.train.batch_size)))
-        if not self.is3d:  # slices of different volumes may differ in size: pad to the largest
-            h = max(x.shape[1] for x in xs)
-            w = max(x.shape[2] for x in xs)
-            xs = [np.pad(x, ((0, 0), (0, h - x.shape[1]), (0, w - x.shape[2]))) for x in xs]
-            ys = [np.pad(y, ((0, h - y.shape[0]), (0, w - y.shape[1])), constant_values=self.ignore)
-                  for y in ys]
-        return (torch.from_numpy(np.stack(xs)).to(self.device),
-                torch.from_numpy(np.stack(ys)).to(self.device))
-
-    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if logits.ndim == 5:  # the 2-D losses, on (B, C, I, J*K): the same sums over voxels
-            logits = logits.flatten(3)
-            y = y.flatten(2)
-        return self.loss_fn(logits, y)
-
-    # ---- loop ---------------------------------------------------------------------------------
-    def fit(self) -> dict:
-        cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(json.dumps(cfg.model_dump(), indent=1))
-        t0, losses = time.perf_counter(), []
-        stop = False
-        try:
-            while self.step < self.total_steps and not stop:
-                self.model.train()
-                x, y = self._batch()
-                self.opt.zero_grad(set_to_none=True)
-                loss = self._loss(self.model(x), y)
-                if not torch.isfinite(loss):
-                    raise SegflowError(f"loss became {float(loss)} at step {self.step}; lower "
-                                       "optim.lr or check the labels")
-                loss.backward()
-                if cfg.train.clip_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.clip_grad_norm)
-                self.opt.step()
-                self.sched.step()
-                self.step += 1
-                losses.append(float(loss.detach()))
-                if self.step % cfg.train.log_every == 0 or self.step == 1:
-                    self._log({"type": "train", "step": self.step, "loss": losses[-1],
-                               "lr": self.sched.get_last_lr()[0]})
-                if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
-                    rec = self.validate()
-                    rec.update(type="val", epoch=self.epoch, step=self.step,
-                               train_loss=float(np.mean(losses)) if losses else None,
-                               seconds=time.perf_counter() - t0)
-                    losses = []
-                    self.history.append(rec)
-                    self._log(rec)
-                    stop = self._early_stop(rec)
-                    self.epoch += 1
-                    self.save()
-        except KeyboardInterrupt:
-            self.save()
-            raise
-        self.save()
-        Trainer.plot(self)  # the image trainer's curves.png and metrics.csv, from metrics.jsonl
-        return self.history[-1] if self.history else {}
-
-    default_metric = "dice"
-    # one log and one early-stopping rule for every trainer
-    _log = Trainer._log
-    _early_stop = Trainer._early_stop
+        self.task_step = VolumeStep(self)
+        self._start(hooks, progress)
 
     @torch.no_grad()
     def predict_normalised(self, vol: np.ndarray) -> np.ndarray:
@@ -209,45 +200,10 @@ class VolumeTrainer:
             out[:, :, ks] = np.moveaxis(fwd(x).argmax(1).cpu().numpy(), 0, -1)
         return out
 
-    def validate(self) -> dict:
-        if not self.val_vols:
-            return {}
-        ev = SemanticEvaluator(self.num_classes, ignore_index=self.ignore)
-        for _, img, lab in self.val_vols:
-            ev.update(lab, self.predict_normalised(img))
-        r = ev.compute()
-        fg = r.dice[1:]
-        names = self.schema.names_by_id()
-        return {"miou": r.miou, "dice": float(np.nanmean(fg)) if np.isfinite(fg).any() else None,
-                **{f"dice_{names[c] if c < len(names) and names[c] else c}":
-                   None if not np.isfinite(r.dice[c]) else float(r.dice[c])
-                   for c in range(self.num_classes)}}
-
-    # ---- checkpoints --------------------------------------------------------------------------
-    def state(self) -> dict:
-        return {
-            "config": self.cfg.model_dump(),
-            "schema": {"classes": self.schema.to_list(), "ignore_index": self.schema.ignore_index},
-            "model": {"name": self.cfg.model.name, "args": self.model_args},
-            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
-            "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": 0, "best": self.best,
-            "bad_epochs": self.bad_epochs, "history": self.history,
-            "torch_rng": torch.get_rng_state(), "cuda_rng": None,
-            "data_fingerprint": self.data_fp, "task": "semantic", "label_to_class": None,
-            "metrics": self.history[-1] if self.history else {},
-            "volume": {**self.vc.model_dump(), "mode": "3d" if self.is3d else "2.5d"},
-        }
-
-    def save(self, name: str = "last.pt") -> Path:
-        return ckpt.save(self.out / name, **self.state())
-
-    def resume(self, path: str | Path) -> None:
-        ck = ckpt.load(path)
+    def _check_resume(self, ck: dict, path: str | Path) -> None:
         if ck["model"]["name"] != self.cfg.model.name or not ck.get("volume"):
             raise SegflowError(f"{path}: was trained as {ck['model']['name']}, the config says "
                                f"{self.cfg.model.name} on volumes")
-        Trainer._load_common(self, ck, path)
 
 
 def _crop(img: np.ndarray, lab: np.ndarray, centre, patch, ignore: int):

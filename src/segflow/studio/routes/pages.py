@@ -37,6 +37,20 @@ def project_page(pid: int, request: Request, user: User | None = Depends(optiona
     return _page(request, user, "project.html", pid=pid)
 
 
+@router.get("/projects/{pid}/training", response_class=HTMLResponse)
+def training_page(pid: int, request: Request, user: User | None = Depends(optional_user)):
+    if user is not None and user.role not in ("admin", "manager"):
+        raise HTTPException(403, "training is for managers")
+    return _page(request, user, "training.html", pid=pid)
+
+
+@router.get("/models/{mid}", response_class=HTMLResponse)
+def model_page(mid: str, request: Request, user: User | None = Depends(optional_user)):
+    if user is not None and user.role not in ("admin", "manager"):
+        raise HTTPException(403, "assessments are for managers")
+    return _page(request, user, "model.html", mid=mid)
+
+
 @router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
 def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
     import json

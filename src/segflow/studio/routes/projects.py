@@ -23,7 +23,7 @@ from segflow.studio.schemas import (
     TaskState,
 )
 from segflow.studio.services import dashboard, jobs, workflow
-from segflow.studio.services.export import export_project, zip_version
+from segflow.studio.services.export import zip_version
 from segflow.studio.tables import (
     Acknowledgement,
     DatasetVersion,
@@ -38,12 +38,19 @@ from segflow.studio.tables import (
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
 
+def project_targets(p: Project) -> list[str]:
+    from segflow.studio.services.training import project_targets as targets
+
+    return targets(p)
+
+
 def project_json(db: Session, p: Project) -> dict:
     g = latest_guideline(db, p.id)
     return {"id": p.id, "name": p.name, "task_type": p.task_type, "goals": p.goals,
             "target_metric": p.target_metric, "target_threshold": p.target_threshold,
             "image_count": p.image_count, "domains": p.domains, "schema": p.schema,
             "prelabel": p.prelabel, "guideline_version": g.version if g else 0,
+            "targets": project_targets(p),
             "images": db.scalar(select(func.count()).select_from(Image)
                                 .where(Image.project_id == p.id)),
             "members": [m for m in db.scalars(select(Member.user_id)
@@ -72,6 +79,22 @@ def _apply_brief(p: Project, body: Brief) -> None:
     p.name, p.task_type, p.goals = body.name, body.task_type, body.goals
     p.target_metric, p.target_threshold = body.target_metric, body.target_threshold
     p.image_count, p.domains, p.schema = body.image_count, body.domains, _schema(body)
+    p.targets = _targets(body, p.schema)
+
+
+def _targets(body: Brief, schema: list[dict]) -> list[str] | None:
+    """The brief's targets, checked as ``segflow assess`` reads them (metric names of the
+    task, classes of the schema)."""
+    if body.targets is None:
+        return None
+    from segflow.assess.brief import check_classes, parse_brief
+
+    try:
+        brief = parse_brief({"task": body.task_type, "targets": body.targets}, where="targets")
+        check_classes(brief, [c["name"] for c in schema], where="targets")
+    except SegflowError as e:
+        raise HTTPException(422, str(e)) from None
+    return [t.text for t in brief.targets]
 
 
 @router.get("", summary="Projects I can see")
@@ -207,15 +230,8 @@ def _prelabel_job(request: Request, p: Project, user: User, task_ids=None) -> di
     """Pre-label the project's unlabelled tasks in the background (None: pre-labels are off)."""
     if (p.prelabel or {}).get("mode", "none") == "none":
         return None
-    app, pid = request.app, p.id
-
-    def work(progress):
-        with app.state.sessions() as db:
-            proj = db.get(Project, pid)
-            return {"prelabel": proj.prelabel, "prelabelled": workflow.apply_prelabels(
-                db, app.state.store, proj, task_ids=task_ids, progress=progress)}
-
-    return app.state.jobs.submit("prelabel", work, project_id=pid, user_id=user.id)
+    return request.app.state.jobs.submit("prelabel", {"task_ids": task_ids}, project_id=p.id,
+                                         user_id=user.id)
 
 
 @router.post("/{pid}/images", status_code=201, summary="Upload images (admin, manager)")
@@ -246,18 +262,8 @@ def import_folder(pid: PathId, body: ImportFolder, request: Request, response: R
     except SegflowError as e:
         raise HTTPException(400, str(e)) from None
     app = request.app
-
-    def work(progress):
-        with app.state.sessions() as s:
-            proj = s.get(Project, pid)
-            out = workflow.import_folder(s, app.state.store, proj, body.path, body.format,
-                                         progress=progress)
-            if out["added"] and (proj.prelabel or {}).get("mode", "none") != "none":
-                out["prelabelled"] = workflow.apply_prelabels(s, app.state.store, proj,
-                                                              task_ids=out["task_ids"])
-            return out
-
-    st = app.state.jobs.submit("import", work, project_id=p.id, user_id=user.id)
+    st = app.state.jobs.submit("import", {"path": body.path, "format": body.format},
+                               project_id=p.id, user_id=user.id)
     return answer(app.state.jobs.wait(st["id"], wait), response)
 
 
@@ -272,21 +278,9 @@ def set_prelabel(pid: PathId, body: Prelabel, request: Request, response: Respon
     cfg = body.model_dump(exclude={"apply"})
     if cfg["class_id"] is not None and cfg["class_id"] not in {c["id"] for c in p.schema}:
         raise HTTPException(422, f"class_id: {cfg['class_id']} is not a class of the project")
-    app, apply = request.app, body.apply
-
-    def work(progress):  # 'auto' reads an image and characterises it: not in the request
-        with app.state.sessions() as s:
-            proj = s.get(Project, pid)
-            first = s.scalar(select(Image).where(Image.project_id == pid).order_by(Image.id)
-                             .limit(1))
-            sample = app.state.store.read(first.sha256, first.ext) if first is not None else None
-            proj.prelabel = cfg
-            proj.prelabel = workflow.resolve_prelabel(proj, sample)
-            s.commit()
-            n = workflow.apply_prelabels(s, app.state.store, proj, progress=progress) if apply else 0
-            return {"prelabel": proj.prelabel, "prelabelled": n}
-
-    st = app.state.jobs.submit("prelabel", work, project_id=p.id, user_id=user.id)
+    app = request.app
+    st = app.state.jobs.submit("prelabel", {"config": cfg, "apply": body.apply},
+                               project_id=p.id, user_id=user.id)
     return answer(app.state.jobs.wait(st["id"], wait), response)
 
 
@@ -356,15 +350,7 @@ def export(pid: PathId, body: ExportIn, request: Request, response: Response, wa
            user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     app, uid = request.app, user.id
-
-    def work(progress):
-        with app.state.sessions() as s:
-            dv = export_project(s, app.state.store, app.state.data_dir, s.get(Project, pid),
-                                body.format, uid, progress=progress)
-            zip_version(dv)  # the download's archive, built here rather than in a GET
-            return version_json(dv)
-
-    st = app.state.jobs.submit("export", work, project_id=p.id, user_id=uid)
+    st = app.state.jobs.submit("export", {"format": body.format}, project_id=p.id, user_id=uid)
     return answer(app.state.jobs.wait(st["id"], wait), response)
 
 

@@ -42,12 +42,10 @@ def stats(db: Session, project_id: int) -> dict:
 
 
 def chart_png(s: dict) -> bytes:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the studio's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    axes = fig.subplots(1, 2)
     st = s["states"]
     axes[0].bar(list(st), list(st.values()), color=["#999", "#4a90d9", "#e0a030", "#d9534f",
                                                      "#5cb85c"])
@@ -64,5 +62,4 @@ def chart_png(s: dict) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return buf.getvalue()

@@ -26,9 +26,20 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def task_sample(db: Session, store: ImageStore, schema, task: Task, img: Image):
+    """The task's latest labels as a :class:`segflow.formats.Sample` named ``ID_STEM``."""
+    from segflow.formats import Sample
+
+    ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
+                                             Annotation.version == task.version))
+    pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
+                            img.height, img.width, schema)
+    return Sample(f"{img.id:06d}_{Path(img.filename).stem}", store.read(img.sha256, img.ext), pan)
+
+
 def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, fmt: str,
                    user_id: int | None, *, progress=None) -> DatasetVersion:
-    from segflow.formats import Sample, write_dataset
+    from segflow.formats import write_dataset
 
     schema = project_schema(p)
     rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
@@ -41,12 +52,7 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
         for k, (task, img) in enumerate(rows):
             if progress:
                 progress(k, len(rows))
-            ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
-                                                     Annotation.version == task.version))
-            pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
-                                    img.height, img.width, schema)
-            stem = Path(img.filename).stem
-            yield Sample(f"{img.id:06d}_{stem}", store.read(img.sha256, img.ext), pan)
+            yield task_sample(db, store, schema, task, img)
 
     base = Path(data_dir) / "exports" / f"project-{p.id}"
     base.mkdir(parents=True, exist_ok=True)

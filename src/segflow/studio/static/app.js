@@ -33,7 +33,7 @@ async function apiJob(method, url, body) {
     await new Promise((res) => setTimeout(res, 700));
     d = { job: await api("GET", d.job.url) };
   }
-  if (d && d.job && d.job.state === "failed") throw new Error(d.job.error);
+  if (d && d.job && (d.job.state === "failed" || d.job.state === "cancelled")) throw new Error(d.job.error);
   return d && d.job && d.job.state === "done" ? d.job.result : d;
 }
 

@@ -107,7 +107,7 @@ if (projEl) {
     const dl = document.getElementById("brief");
     dl.replaceChildren();
     for (const [k, v] of [["task type", project.task_type], ["goals", project.goals],
-      ["requirement", `${project.target_metric} ≥ ${project.target_threshold}`],
+      ["requirement", (project.targets || [`${project.target_metric} >= ${project.target_threshold}`]).join("; ")],
       ["data needs", `${project.image_count} images (${project.images} imported)` +
         (project.domains.length ? `; domains: ${project.domains.join(", ")}` : "")]]) {
       dl.append(el("dt", {}, k), el("dd", {}, v));
