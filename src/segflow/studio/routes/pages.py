@@ -37,6 +37,11 @@ def project_page(pid: int, request: Request, user: User | None = Depends(optiona
     return _page(request, user, "project.html", pid=pid)
 
 
+@router.get("/projects/{pid}/quality", response_class=HTMLResponse)
+def quality_page(pid: int, request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "quality.html", pid=pid)
+
+
 @router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
 def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
     import json

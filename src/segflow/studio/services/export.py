@@ -31,18 +31,22 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
     from segflow.formats import Sample, write_dataset
 
     schema = project_schema(p)
-    rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
-                      .where(Task.project_id == p.id, Task.state == "accepted")
+    # one statement for every accepted task with its image and its accepted version (an
+    # outer join: a task accepted with no labels exports as unlabelled); only the images' own
+    # tasks, not overlap copies or gold tasks
+    rows = db.execute(select(Task, Image, Annotation).join(Image, Image.id == Task.image_id)
+                      .outerjoin(Annotation, (Annotation.task_id == Task.id)
+                                 & (Annotation.version == Task.version))
+                      .where(Task.project_id == p.id, Task.state == "accepted",
+                             Task.kind == "work")
                       .order_by(Task.id)).all()
     if not rows:
         raise SegflowError("export: no accepted tasks yet; review some work first")
 
     def items():
-        for k, (task, img) in enumerate(rows):
+        for k, (_task, img, ann) in enumerate(rows):
             if progress:
                 progress(k, len(rows))
-            ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
-                                                     Annotation.version == task.version))
             pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
                                     img.height, img.width, schema)
             stem = Path(img.filename).stem
@@ -65,7 +69,7 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
     dv = DatasetVersion(project_id=p.id, format=fmt, content_hash=digest, n_images=len(rows),
                         path=str(dst), created_by=user_id)
     db.add(dv)
-    db.commit()
+    db.flush()  # the caller (the export job) commits
     return dv
 
 

@@ -412,7 +412,8 @@
   on("save", "click", save);
   on("submit", "click", async () => {
     if (S.dirty || S.version === 0) { if (!(await save())) return; }
-    await api("POST", `/api/tasks/${tid}/submit`);
+    const r = await api("POST", `/api/tasks/${tid}/submit`);
+    if (r.feedback) { location.href = `/projects/${S.task.project_id}/quality`; return; } // the score and error map
     flash("submitted for review", "ok");
     location.href = `/projects/${S.task.project_id}`;
   });
