@@ -293,6 +293,8 @@ def test_prelabel_edit_rate_per_source(studio):
     assert row["source"] == f"pipeline:{cfg['pipeline']}" and row["tasks"] == 1
     assert row["edit_rate_mean"] == pytest.approx(prelabel_edit_rate(before, after))
     assert row["objects_added"] == 1
+    inc = (before == 2) | (after == 2)
+    assert row["per_class"] == {"blob": pytest.approx(((before != after) & inc).sum() / inc.sum())}
     assert st.call("manager", "GET", f"/api/projects/{pid}/quality.png").content[:4] == b"\x89PNG"
 
 

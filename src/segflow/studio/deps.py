@@ -28,8 +28,8 @@ REVIEWABLE = ("submitted", "accepted", "rejected")  # the task states a reviewer
 def get_db(request: Request) -> Iterator[Session]:
     """The request's session. The route owns the transaction: it commits once its work is
     done (or raises, and nothing is kept); services add and flush but never commit, except
-    the batch services a job calls (imports, pre-labels), which commit item by item so one bad
-    file does not undo the others."""
+    the services a background job calls (imports, pre-labels, exports), which own their own
+    session and commit item by item so one bad file does not undo the others."""
     with request.app.state.sessions() as db:
         yield db
 

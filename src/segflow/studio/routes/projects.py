@@ -361,7 +361,6 @@ def export(pid: PathId, body: ExportIn, request: Request, response: Response, wa
         with app.state.sessions() as s:
             dv = export_project(s, app.state.store, app.state.data_dir, s.get(Project, pid),
                                 body.format, uid, progress=progress)
-            s.commit()
             zip_version(dv)  # the download's archive, built here rather than in a GET
             return version_json(dv)
 

@@ -69,7 +69,7 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
     dv = DatasetVersion(project_id=p.id, format=fmt, content_hash=digest, n_images=len(rows),
                         path=str(dst), created_by=user_id)
     db.add(dv)
-    db.flush()  # the caller (the export job) commits
+    db.commit()  # a job-level service (as the imports): the files are written, keep the row
     return dv
 
 

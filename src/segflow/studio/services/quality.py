@@ -706,6 +706,7 @@ def dashboard(db: Session, p: Project) -> dict:
                   "edit_rate_mean": mean([s.score for s in rows]),
                   "edit_rate_median": float(np.median([s.score for s in rows])),
                   "untouched": sum(s.score == 0 for s in rows),
+                  "per_class": _mean_per_class([s.detail.get("per_class", {}) for s in rows]),
                   **{k: sum(s.detail.get(k, 0) for s in rows)
                      for k in ("objects_added", "objects_removed", "objects_relabelled")}}
                  for src, rows in sorted(sources.items())]
@@ -713,6 +714,15 @@ def dashboard(db: Session, p: Project) -> dict:
              if s.kind == "agreement" and s.flagged and s.task_id == s.detail.get("group")]
     return {"pass_mark": mark, "annotators": people, "prelabels": prelabels,
             "overlap_flags": flags, "settings": cfg}
+
+
+def _mean_per_class(rows: list[dict]) -> dict:
+    """Mean over tasks of the share of a class's pixels people changed (tasks with the class)."""
+    out: dict[str, list] = {}
+    for r in rows:
+        for name, v in r.items():
+            out.setdefault(name, []).append(v)
+    return {k: float(np.mean(v)) for k, v in sorted(out.items())}
 
 
 def dashboard_png(d: dict) -> bytes:

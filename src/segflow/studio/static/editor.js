@@ -341,7 +341,7 @@
     redrawOverlay(); fit(); refreshLists();
     const untouched = document.getElementById("untouched");
     if (untouched) untouched.hidden = !S.task.untouched_prelabel;
-    status.textContent = `task ${tid} · ${S.task.image.filename} · ${S.W}×${S.H} · v${S.version}${a.kind === "prelabel" ? " (pre-labels)" : ""}`;
+    status.textContent = `task ${tid} · ${S.task.image.filename} · ${S.W}×${S.H} · v${S.version}${a.kind === "prelabel" ? " (pre-labels)" : ""}${S.task.qualification ? " · qualification: scored against the reference on submit" : ""}`;
     await loadSide();
     S.ready = true;
   }

@@ -103,7 +103,8 @@
       el("td", {}, p.source), el("td", {}, String(p.tasks)), el("td", {}, pct(p.edit_rate_mean)),
       el("td", {}, pct(p.edit_rate_median)), el("td", {}, String(p.untouched)),
       el("td", {}, String(p.objects_added)), el("td", {}, String(p.objects_removed)),
-      el("td", {}, String(p.objects_relabelled)))));
+      el("td", {}, String(p.objects_relabelled)),
+      el("td", { class: "small" }, Object.entries(p.per_class).map(([n, v]) => `${n} ${pct(v)}`).join(", ")))));
     document.getElementById("q-flags").replaceChildren(...d.overlap_flags.map((f) => el("li", {},
       el("a", { href: `/tasks/${f.task_id}/review` }, `task ${f.task_id}`), ` mIoU ${num(f.miou)}`)));
     document.getElementById("q-chart").src = `/api/projects/${pid}/quality.png?t=${Date.now()}`;
