@@ -394,3 +394,40 @@ def test_task_list_takes_a_constant_number_of_statements(studio):
     big, tasks = count("manager")
     assert len(tasks) == 1001 and big == small, (small, big)
     assert small <= 12
+
+
+def test_reviewer_fixes_then_accepts_as_their_own_version(studio):
+    st = studio
+    ctx = setup_project(st, 1)
+    pid, tid = ctx["pid"], ctx["tasks"][0]
+    ids, segs = discs()
+    paint(st, "annotator", tid, ids, segs)
+    fixed = ids.copy()
+    fixed[40:50, 60:70] = 1  # a few pixels the annotator missed
+    body = labels_body(st, tid, fixed, segs, base=1)
+    for who, code in (("annotator", 409), ("annotator2", 404), ("reviewer", 200)):
+        assert st.call(who, "PUT", f"/api/tasks/{tid}/annotation", json=body).status_code == code
+    assert st.call("reviewer", "PUT", f"/api/tasks/{tid}/annotation",
+                   json=body).status_code == 409  # base version 1 is stale now
+    hist = st.ok("manager", "GET", f"/api/tasks/{tid}/history")
+    assert [(h["kind"], h["author"]) for h in hist] == [("save", "annotator"), ("review", "reviewer")]
+    done = st.ok("reviewer", "POST", f"/api/tasks/{tid}/review", json={"decision": "accept"})
+    assert done["state"] == "accepted" and done["version"] == 2
+    d = st.ok("manager", "GET", f"/api/projects/{pid}/quality")
+    me = next(a for a in d["annotators"] if a["username"] == "annotator")
+    changed = np.mean(np.where(ids > 0, 2, 3) != np.where(fixed > 0, 2, 3))
+    assert me["reviewer_edit_rate"] == pytest.approx(changed) and changed > 0
+    # a task not submitted is the annotator's alone
+    other = _fresh_task(st, pid)
+    r = st.call("reviewer", "PUT", f"/api/tasks/{other}/annotation",
+                json=labels_body(st, other, ids, segs, base=0))
+    assert r.status_code in (403, 404)
+
+
+def _fresh_task(st, pid) -> int:
+    up = st.ok("manager", "POST", f"/api/projects/{pid}/images",
+               files=[("files", ("fresh.png", png_bytes(blob_image(321)), "image/png"))])
+    tid = up["task_ids"][0]
+    st.ok("manager", "POST", f"/api/projects/{pid}/assign",
+          json={"mode": "manual", "user_ids": [st.ids["annotator"]], "task_ids": [tid]})
+    return tid

@@ -116,18 +116,24 @@ def get_annotation(tid: PathId, version: Version | None = None, user: User = Dep
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
 
-@router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
-                                               "409 if someone saved since base_version")
+@router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator; "
+             "or a reviewer fixing a submitted task before accepting it, as their own "
+             "version); 409 if someone saved since base_version")
 def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
-    if user.role != "annotator" or t.assignee_id != user.id:
-        raise HTTPException(403, "only the task's annotator saves its labels")
+    fix = user.role in ("reviewer", "manager", "admin") and t.assignee_id != user.id and \
+        t.state == "submitted"
+    if not fix and (user.role != "annotator" or t.assignee_id != user.id):
+        raise HTTPException(403, "only the task's annotator saves its labels (and reviewers, "
+                                 "fixing a submitted task)")
     require_ack(db, user, t.project_id)
     require_qualified(db, user, t)
-    if t.state not in EDITABLE:
+    states = ("submitted",) if fix else EDITABLE
+    if t.state not in states or (fix and t.kind != "work"):
         raise HTTPException(409, f"task {tid} is {t.state}; it can be edited when assigned or "
-                                 "rejected")
+                                 "rejected (by its annotator), or fixed by a reviewer when "
+                                 "submitted")
     img = db.get(Image, t.image_id)
     if (body.width, body.height) != (img.width, img.height):
         raise HTTPException(422, f"width/height: the image is {img.width}x{img.height}, the "
@@ -145,7 +151,7 @@ def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(curren
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
-                                        Task.state.in_(EDITABLE))
+                                        Task.state.in_(states))
                      .values(version=Task.version + 1, updated_at=now(),
                              seconds_spent=Task.seconds_spent + body.seconds,
                              prelabel_untouched=untouched))
@@ -155,8 +161,9 @@ def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(curren
         raise HTTPException(409, f"conflict: task {tid} is at version {t.version} (you edited "
                                  f"version {body.base_version}); reload it to see the other "
                                  "changes — nothing was overwritten")
-    db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id, kind="save",
-                      segments=stored.segments, runs=stored.runs))
+    db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id,
+                      kind="review" if fix else "save", segments=stored.segments,
+                      runs=stored.runs))
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
                  seconds=body.seconds))
     db.commit()
@@ -192,7 +199,9 @@ def review(tid: PathId, body: Review, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> TaskOut:
     t = task_for(db, user, tid)
     require_role(user, "reviewer", "manager", "admin")
-    authors = set(db.scalars(select(Annotation.author_id).where(Annotation.task_id == tid)))
+    # a reviewer's own fixes (kind "review") are what they accept, not work they review
+    authors = set(db.scalars(select(Annotation.author_id).where(Annotation.task_id == tid,
+                                                                Annotation.kind != "review")))
     if user.id == t.assignee_id or user.id in authors:
         raise HTTPException(403, "nobody reviews their own work")
     if t.state != "submitted":
@@ -213,6 +222,7 @@ def review(tid: PathId, body: Review, user: User = Depends(current_user),
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind=t.state))
     if t.state == "accepted":
         quality.accept_group(db, t, user)
+        quality.reviewer_fixes(db, db.get(Project, t.project_id), t)
         quality.on_accept(db, db.get(Project, t.project_id), t)
     db.commit()
     return task_json(db, t)

@@ -516,6 +516,26 @@ def resolve(db: Session, p: Project, t: Task, user: User, method: str,
     return new
 
 
+def reviewer_fixes(db: Session, p: Project, t: Task) -> QualityScore | None:
+    """When a task is accepted after a reviewer fixed it (versions of kind "review" after the
+    annotator's last): the share of pixels the reviewer changed, charged to the annotator."""
+    anns = list(db.scalars(select(Annotation).where(Annotation.task_id == t.id)
+                           .order_by(Annotation.version)))
+    if not anns or anns[-1].kind != "review":
+        return None
+    theirs = next((a for a in reversed(anns) if a.kind != "review"), None)
+    schema = project_schema(p)
+    img = db.get(Image, t.image_id)
+    before = _category_maps(p, schema, [theirs], img)[0] if theirs is not None else \
+        np.full((img.height, img.width), schema.num_classes, np.uint16)
+    rate = _edit_rate(before, _category_maps(p, schema, [anns[-1]], img)[0])
+    row = QualityScore(project_id=p.id, task_id=t.id, user_id=t.assignee_id, kind="review_edit",
+                       score=rate, detail={"method": "fix", "version": anns[-1].version})
+    db.add(row)
+    db.flush()
+    return row
+
+
 def accept_group(db: Session, t: Task, user: User) -> None:
     """Accepting an overlap group's image task closes its submitted copies."""
     if t.group_id != t.id:
