@@ -746,12 +746,11 @@ def _mean_per_class(rows: list[dict]) -> dict:
 
 
 def dashboard_png(d: dict) -> bytes:
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global backend, no figure registry
+    from matplotlib.ticker import MaxNLocator
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = Figure(figsize=(10, 3.4))
+    axes = fig.subplots(1, 2)
     ax = axes[0]
     for person in d["annotators"]:
         pts = person["qualification_scores"] + person["honeypots"]
@@ -762,12 +761,14 @@ def dashboard_png(d: dict) -> bytes:
     ax.set_ylim(0, 1.02)
     ax.set_title("gold scores over time (qualification, honeypots)", fontsize=9)
     ax.set_xlabel("scored task (in order)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=7)
     ax = axes[1]
     pl = d["prelabels"]
     if pl:
         ax.barh([x["source"][:40] for x in pl], [x["edit_rate_mean"] * 100 for x in pl],
                 color="#4a90d9")
+        ax.set_xlim(0, max(10.0, 130 * max(x["edit_rate_mean"] for x in pl)))
         for k, x in enumerate(pl):
             ax.text(x["edit_rate_mean"] * 100, k, f" {x['edit_rate_mean']:.1%} ({x['tasks']})",
                     va="center", fontsize=8)
@@ -775,5 +776,4 @@ def dashboard_png(d: dict) -> bytes:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
     return buf.getvalue()
