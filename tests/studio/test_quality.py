@@ -424,10 +424,66 @@ def test_reviewer_fixes_then_accepts_as_their_own_version(studio):
     assert r.status_code in (403, 404)
 
 
-def _fresh_task(st, pid) -> int:
+def _fresh_task(st, pid, who: str = "annotator") -> int:
     up = st.ok("manager", "POST", f"/api/projects/{pid}/images",
                files=[("files", ("fresh.png", png_bytes(blob_image(321)), "image/png"))])
     tid = up["task_ids"][0]
     st.ok("manager", "POST", f"/api/projects/{pid}/assign",
-          json={"mode": "manual", "user_ids": [st.ids["annotator"]], "task_ids": [tid]})
+          json={"mode": "manual", "user_ids": [st.ids[who]], "task_ids": [tid]})
     return tid
+
+
+def test_no_endpoint_gives_an_annotator_the_gold_labels(studio):
+    """Every GET route of the app, with every id of the project filled in, as an annotator in
+    the middle of their qualification: the reference labels appear in no answer, and the
+    honeypot and a real task answer alike on every task route."""
+    import itertools
+
+    from tests.studio.test_api import app_routes
+
+    st = studio
+    ctx = gold_project(st, 4, pass_mark=0.5, honeypot_rate=0.5)
+    pid = ctx["pid"]
+    ref = wire(*discs(shift=2))  # a reference nobody paints: it can only leak
+    hp_image = image_of(st, ctx["tasks"][3])
+    for iid in (*ctx["gold"], hp_image):
+        st.ok("manager", "POST", f"/api/projects/{pid}/gold", json={"image_id": iid, "labels": ref})
+    qualify(st, pid, "annotator2", *discs(shift=3))  # passes (0.5) with feedback
+    real = _fresh_task(st, pid, "annotator2")
+    st.ok("annotator2", "GET", f"/api/projects/{pid}/next-task")  # adds the honeypot
+    mine = st.ok("annotator2", "GET", f"/api/projects/{pid}/tasks")
+    hp = next(t["id"] for t in mine if t["image"]["id"] == hp_image)
+    tasks = [t["id"] for t in st.ok("manager", "GET", f"/api/projects/{pid}/tasks")]
+    scores = [s["id"] for q in st.ok("manager", "GET", f"/api/projects/{pid}/qualification")
+              for s in q["scores"]]
+    values = {"pid": [pid], "tid": tasks, "iid": [*ctx["gold"], hp_image], "sid": scores,
+              "uid": [st.ids["annotator2"]], "image_id": [*ctx["gold"], hp_image],
+              "version": [1], "vid": [1], "jid": ["x"]}
+    needle = ",".join(map(str, ref["runs"]))
+    seen = 0
+    for method, path in sorted(app_routes(st.app)):
+        if method != "GET" or not path.startswith("/api/"):
+            continue
+        names = [p.split("}")[0] for p in path.split("{")[1:]]
+        for combo in itertools.product(*(values.get(n, ["1"]) for n in names)):
+            url = path
+            for n, v in zip(names, combo):
+                url = url.replace("{" + n + "}", str(v))
+            if url.endswith("diff.png"):
+                url += "?a=0&b=1"
+            r = st.call("annotator2", "GET", url)
+            assert r.status_code < 500, (url, r.text)
+            seen += 1
+            assert needle not in r.text, url
+    assert seen > 50
+    # the honeypot and a real task look alike on every task route
+    for route in ("", "/annotation", "/history", "/comments", "/diff.png?a=0&b=1"):
+        a = st.call("annotator2", "GET", f"/api/tasks/{hp}{route}")
+        b = st.call("annotator2", "GET", f"/api/tasks/{real}{route}")
+        assert a.status_code == b.status_code, route
+        if a.headers["content-type"].startswith("application/json") and isinstance(a.json(), dict):
+            assert a.json().keys() == b.json().keys(), route
+    # the needle is found where labels are served: the annotator's own, painted as the reference
+    st.ok("annotator2", "PUT", f"/api/tasks/{real}/annotation",
+          json=labels_body(st, real, *discs(shift=2), base=0))
+    assert needle in st.call("annotator2", "GET", f"/api/tasks/{real}/annotation").text
