@@ -32,7 +32,7 @@ def main() -> int:
             img = Image.open(Path(tmp) / name).convert("RGB")
             if img.width > 1100:
                 img = img.resize((1100, round(img.height * 1100 / img.width)), Image.LANCZOS)
-            img.quantize(colors=64, method=Image.Quantize.MEDIANCUT).save(OUT / name,
+            img.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(OUT / name,
                                                                            optimize=True)
             print(f"{OUT / name}: {(OUT / name).stat().st_size // 1024} KiB")
     return 0
