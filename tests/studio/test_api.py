@@ -160,6 +160,37 @@ MATRIX = [
     ("training page", {"admin", "manager"},
      lambda st, c, r: ("GET", f"/projects/{c['pid']}/training", {})),
     ("assessment page", {"admin", "manager"}, lambda st, c, r: ("GET", f"/models/{c['model']}", {})),
+    # quality control (issue 9): gold labels and settings are the managers' (annotators must
+    # not learn which images are gold); annotators read their own qualification
+    ("quality settings", {"admin", "manager"}, lambda st, c, r: (
+        "GET", f"/api/projects/{c['pid']}/quality/settings", {})),
+    ("set quality settings", {"admin", "manager"}, lambda st, c, r: (
+        "PUT", f"/api/projects/{c['pid']}/quality/settings", {"json": {}})),
+    ("list gold", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/gold", {})),
+    ("mark gold", {"admin", "manager"}, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/gold", {"json": c["gold_body"]})),
+    ("unmark gold", {"admin", "manager"}, lambda st, c, r: (
+        st.ok("admin", "POST", f"/api/projects/{c['pid']}/gold", json=c["gold_body"]) and "DELETE",
+        f"/api/projects/{c['pid']}/gold/{c['gold_body']['image_id']}", {})),
+    ("qualification status", {"admin", "manager", "annotator"}, lambda st, c, r: (
+        "GET", f"/api/projects/{c['pid']}/qualification", {})),
+    ("pause or re-qualify", {"admin", "manager"}, lambda st, c, r: (
+        "PUT", f"/api/projects/{c['pid']}/qualification/{st.ids['annotator2']}",
+        {"json": {"status": "passed"}})),
+    ("score heat-map", {"admin", "manager"}, lambda st, c, r: (
+        "GET", f"/api/quality/scores/{c['score']}/heatmap.png", {})),
+    ("quality dashboard", {"admin", "manager"}, lambda st, c, r: (
+        "GET", f"/api/projects/{c['pid']}/quality", {})),
+    ("quality charts", {"admin", "manager"}, lambda st, c, r: (
+        "GET", f"/api/projects/{c['pid']}/quality.png", {})),
+    ("overlap agreement", {"admin", "manager", "reviewer"}, lambda st, c, r: (
+        "GET", f"/api/tasks/{c['group']}/agreement", {})),
+    ("overlap heat-map", {"admin", "manager", "reviewer"}, lambda st, c, r: (
+        "GET", f"/api/tasks/{c['group']}/agreement.png", {})),
+    ("resolve overlap", {"admin", "manager", "reviewer"}, lambda st, c, r: (
+        "POST", f"/api/tasks/{c['group']}/resolve", {"json": {"method": "pick",
+                                                              "task_id": c["group"]}})),
+    ("quality page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}/quality", {})),
     # pages are shells that load their data from the API above; without a session they redirect
     ("home page", EVERYONE, lambda st, c, r: ("GET", "/", {})),
     ("project page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}", {})),
@@ -173,7 +204,8 @@ MATRIX = [
 ]
 # what a request without credentials gets, when not 401
 ANON = {"home page": 303, "project page": 303, "editor page": 303, "review page": 303,
-        "audit page": 303, "training page": 303, "assessment page": 303}
+        "audit page": 303, "training page": 303, "assessment page": 303,
+        "quality page": 303}
 # Routes anyone may call: (method, path template) -> a request and the code it must give
 PUBLIC = {
     ("POST", "/api/auth/login"): (lambda st: ("POST", "/api/auth/login", {
@@ -254,6 +286,30 @@ def _registered_model(st, pid) -> str:
     return rec.id
 
 
+def _quality_context(st, ctx) -> None:
+    """A gold body, a scored honeypot (with its heat-map) and a scored overlap group."""
+    from segflow.ops.draw import heatmap_png
+    from segflow.studio.services.masks import encode_runs
+    from segflow.studio.tables import QualityScore, Task
+
+    pid = ctx["pid"]
+    ids, segs = _disc_labels()
+    ctx["gold_body"] = {"image_id": ctx["image"], "labels": {
+        "width": 128, "height": 96, "runs": encode_runs(ids), "segments": segs}}
+    ctx["group"] = _submitted_task(st, pid)
+    png = heatmap_png(np.zeros((96, 128), np.uint8), 2)
+    with st.app.state.sessions() as s:
+        s.get(Task, ctx["group"]).group_id = ctx["group"]
+        s.add(QualityScore(project_id=pid, task_id=ctx["group"], user_id=st.ids["annotator"],
+                           kind="agreement", score=1.0,
+                           detail={"group_miou": 1.0, "pairs": []}, heatmap=png))
+        hp = QualityScore(project_id=pid, task_id=ctx["group"], user_id=st.ids["annotator"],
+                          kind="honeypot", score=0.5, detail={}, heatmap=png)
+        s.add(hp)
+        s.commit()
+        ctx["score"] = hp.id
+
+
 def test_permission_matrix(studio, tmp_path):
     """Every role against every route of the app: allowed means the permission checks passed
     (the request may still be refused for its content), denied means 401/403/404. A route
@@ -279,6 +335,7 @@ def test_permission_matrix(studio, tmp_path):
     ctx["model"] = _registered_model(st, pid)
     ctx["victim"] = st.ok("admin", "POST", "/api/users", json={
         "username": "victim", "password": STRONG, "role": "annotator"})["id"]
+    _quality_context(st, ctx)
     ctx["fresh"] = {}
     for r in ROLES:
         tid = _assigned_task(st, pid)

@@ -29,6 +29,7 @@ ROLES = ("admin", "manager", "annotator", "reviewer", "outsider", None)
 # default run: one that may call them and one that may not; every role in a larger run
 SLOW = {"/api/projects/{pid}/dashboard.png": ("manager", "outsider"),
         "/api/tasks/{tid}/assist": ("annotator", "manager"),
+        "/api/projects/{pid}/quality.png": ("manager", "annotator"),
         "/api/users": ("admin", "manager")}
 
 

@@ -103,11 +103,12 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
 
     app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
-    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks, training
+    from segflow.studio.routes import auth, docs, jobs, pages, projects, quality, tasks, training
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
+    app.include_router(quality.router)
     app.include_router(jobs.router)
     app.include_router(training.router)
     app.include_router(pages.router)

@@ -10,13 +10,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from segflow.studio import security
-from segflow.studio.tables import AuthToken, Member, Project, Task, User, now
+from segflow.studio.tables import (
+    Acknowledgement,
+    AuthToken,
+    Guideline,
+    Member,
+    Project,
+    Task,
+    User,
+    now,
+)
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 REVIEWABLE = ("submitted", "accepted", "rejected")  # the task states a reviewer may see
 
 
 def get_db(request: Request) -> Iterator[Session]:
+    """The request's session. The route owns the transaction: it commits once its work is
+    done (or raises, and nothing is kept); services add and flush but never commit, except
+    the services a background job calls (imports, pre-labels, exports), which own their own
+    session and commit item by item so one bad file does not undo the others."""
     with request.app.state.sessions() as db:
         yield db
 
@@ -97,3 +110,25 @@ def task_for(db: Session, user: User, task_id: int) -> Task:
 
 def stamp(dt: datetime | None) -> str | None:
     return dt.isoformat() + "Z" if dt else None
+
+
+def latest_guideline(db: Session, project_id: int) -> Guideline | None:
+    return db.scalar(select(Guideline).where(Guideline.project_id == project_id)
+                     .order_by(Guideline.version.desc()).limit(1))
+
+
+def require_ack(db: Session, user: User, pid: int) -> None:
+    """Annotators work only after acknowledging the project's latest guidelines."""
+    g = latest_guideline(db, pid)
+    if user.role == "annotator" and g and db.get(Acknowledgement, (user.id, pid, g.version)) is None:
+        raise HTTPException(403, f"read and acknowledge guidelines version {g.version} first")
+
+
+def require_qualified(db: Session, user: User, t: Task) -> None:
+    """Real work (and honeypots, which must look like it) is for annotators who passed the
+    project's qualification, when it has one."""
+    from segflow.studio.services import quality
+
+    if t.kind != "qualification" and not quality.is_qualified(db, user, t.project_id):
+        raise HTTPException(403, "pass the project's qualification first (GET "
+                                 f"/api/projects/{t.project_id}/next-task serves it)")

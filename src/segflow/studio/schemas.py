@@ -166,3 +166,91 @@ class Assist(Body):
 
 class ExportIn(Body):
     format: Literal[FORMAT_NAMES] = "coco"  # every format of segflow.formats.FORMATS
+
+
+# ---- quality control (issue 9) ----------------------------------------------------------------
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Qualification(Body):
+    image_ids: list[Id] = Field(default_factory=list, max_length=100,
+                                description="gold images an annotator labels before real work "
+                                            "(empty: no qualification)")
+    metric: Literal["miou", "pq", "boundary_f1"] = Field(
+        "miou", description="the score: miou or boundary_f1 (semantic), also pq (instance, "
+                            "panoptic)")
+    pass_mark: Fraction = Field(0.8, description="mean score over the gold images to pass")
+    attempts: int = Field(3, ge=1, le=100, description="attempts allowed")
+
+
+class Overlap(Body):
+    rate: Fraction = Field(0.0, description="fraction of the images given to k annotators")
+    k: int = Field(2, ge=2, le=10)
+    threshold: Fraction = Field(0.7, description="mean pairwise mIoU under which the image is "
+                                                 "flagged for the reviewer")
+
+
+class QualitySettingsIn(Body):
+    qualification: Qualification = Field(default_factory=Qualification)
+    honeypot_rate: Fraction = Field(0.0, description="fraction of the tasks served that are "
+                                                     "gold images, scored silently")
+    overlap: Overlap = Field(default_factory=Overlap)
+
+
+class GoldIn(Body):
+    """Mark an image gold: its accepted labels (``task_id``) or imported reference labels
+    (``labels``, the wire format of ``PUT /api/tasks/{tid}/annotation`` without base_version)."""
+
+    image_id: Id
+    task_id: Id | None = None
+    labels: ReferenceLabels | None = None
+
+
+class ReferenceLabels(Body):
+    width: int = Field(ge=1, le=MAX_SIDE)
+    height: int = Field(ge=1, le=MAX_SIDE)
+    runs: list[int]
+    segments: list[Segment] = Field(max_length=1_000_000)
+
+
+GoldIn.model_rebuild()
+
+
+class QualificationUpdate(Body):
+    status: Literal["pending", "paused", "passed"] = Field(
+        description="pending: re-qualify (the attempts start again); paused: no tasks until a "
+                    "manager decides; passed: let the annotator work without (re)qualifying")
+
+
+class Resolve(Body):
+    method: Literal["pick", "majority", "staple"]
+    task_id: Id | None = Field(None, description="pick: the overlap task whose labels to keep")
+
+
+# responses
+
+
+class ImageOut(BaseModel):
+    id: int
+    filename: str
+    width: int
+    height: int
+    url: str
+
+
+class TaskOut(BaseModel):
+    id: int
+    project_id: int
+    state: str
+    version: int
+    assignee_id: int | None
+    assignee: str | None
+    reviewer_id: int | None
+    reviewer: str | None
+    image: ImageOut
+    seconds_spent: float
+    updated_at: str | None
+    untouched_prelabel: bool
+    qualification: bool = Field(description="a task of the training phase (scored against "
+                                            "gold labels, with feedback)")

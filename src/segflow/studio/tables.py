@@ -17,7 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.expression import false, true
 from sqlalchemy.types import DateTime
 
@@ -32,6 +32,10 @@ class Base(DeclarativeBase):
 
 ROLES = ("admin", "manager", "annotator", "reviewer")
 TASK_STATES = ("new", "assigned", "submitted", "rejected", "accepted")
+# work: the image's own task (exported); overlap: another annotator's independent copy of it;
+# honeypot: a gold image served among real work, scored silently; qualification: a gold image
+# of the training phase, scored with feedback
+TASK_KINDS = ("work", "overlap", "honeypot", "qualification")
 
 
 class User(Base):
@@ -137,6 +141,18 @@ class Task(Base):
     # the latest version is the pre-labels exactly (none saved, or saved without a human edit)
     prelabel_untouched: Mapped[bool] = mapped_column(Boolean, default=False,
                                                      server_default=false())
+    kind: Mapped[str] = mapped_column(String(16), default="work", server_default="work")
+    # the gold labels a qualification task or honeypot is scored against (no foreign key:
+    # SQLite cannot add one to an existing table; a task whose gold is gone is not scored)
+    gold_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    group_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)  # overlap
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)  # qualification
+
+    image: Mapped[Image] = relationship(lazy="raise_on_sql", viewonly=True)
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id],
+                                                 lazy="raise_on_sql", viewonly=True)
+    reviewer: Mapped[User | None] = relationship(foreign_keys=[reviewer_id],
+                                                 lazy="raise_on_sql", viewonly=True)
 
 
 class Annotation(Base):
@@ -153,6 +169,8 @@ class Annotation(Base):
     segments: Mapped[list] = mapped_column(JSON)  # [{id, category_id, iscrowd, area}]
     runs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # zlib int32 runs
     created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # pre-labels: what made them ("pipeline:NAME", "checkpoint:FILE@SHA12", "import:FORMAT")
+    source: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
 
 class Comment(Base):
@@ -248,3 +266,75 @@ class Job(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+# ---- quality control (issue 9) ----------------------------------------------------------------
+
+
+class GoldLabel(Base):
+    """Reference labels of one image: from an accepted task (``source`` "task:ID") or imported.
+    Never served to annotators; qualification tasks and honeypots are scored against them."""
+
+    __tablename__ = "gold_labels"
+    __table_args__ = (UniqueConstraint("project_id", "image_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"))
+    segments: Mapped[list] = mapped_column(JSON)
+    runs: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    source: Mapped[str] = mapped_column(String(64), default="")
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+    image: Mapped[Image] = relationship(lazy="raise_on_sql", viewonly=True)
+
+
+class QualitySettings(Base):
+    """A project's qualification, honeypot and overlap settings (``schemas.QualitySettingsIn``)."""
+
+    __tablename__ = "quality_settings"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+QUALIFICATION_STATES = ("pending", "passed", "failed", "paused")
+
+
+class Qualification(Base):
+    """Where one annotator stands in a project's training phase."""
+
+    __tablename__ = "qualifications"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"),
+                                            primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempt: Mapped[int] = mapped_column(Integer, default=0)  # the attempt under way or last
+    best: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+SCORE_KINDS = ("qualification", "honeypot", "agreement", "prelabel_edit", "review_edit")
+
+
+class QualityScore(Base):
+    """One measurement: a qualification or honeypot task against its gold labels, an overlap
+    task's agreement with the others, or the pixels changed from a pre-label (or by a
+    reviewer) until acceptance. ``user_id`` is the annotator measured."""
+
+    __tablename__ = "quality_scores"
+    __table_args__ = (Index("ix_quality_scores_project_kind", "project_id", "kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"),
+                                                nullable=True, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"),
+                                                nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # one of SCORE_KINDS
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(300), default="")  # pre-label source
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    heatmap: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # PNG overlay
+    at: Mapped[datetime] = mapped_column(DateTime, default=now)

@@ -51,6 +51,11 @@ def model_page(mid: str, request: Request, user: User | None = Depends(optional_
     return _page(request, user, "model.html", mid=mid)
 
 
+@router.get("/projects/{pid}/quality", response_class=HTMLResponse)
+def quality_page(pid: int, request: Request, user: User | None = Depends(optional_user)):
+    return _page(request, user, "quality.html", pid=pid)
+
+
 @router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
 def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
     import json

@@ -10,7 +10,15 @@ from sqlalchemy.orm import Session
 
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
-from segflow.studio.deps import REVIEWABLE, current_user, get_db, project_for, require_role, stamp
+from segflow.studio.deps import (
+    REVIEWABLE,
+    current_user,
+    get_db,
+    latest_guideline,
+    project_for,
+    require_role,
+    stamp,
+)
 from segflow.studio.schemas import (
     Assign,
     Brief,
@@ -20,9 +28,10 @@ from segflow.studio.schemas import (
     Members,
     PathId,
     Prelabel,
+    TaskOut,
     TaskState,
 )
-from segflow.studio.services import dashboard, jobs, workflow
+from segflow.studio.services import dashboard, jobs, quality, workflow
 from segflow.studio.services.export import zip_version
 from segflow.studio.tables import (
     Acknowledgement,
@@ -34,6 +43,7 @@ from segflow.studio.tables import (
     Task,
     User,
 )
+from segflow.studio.views import task_list
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -56,11 +66,6 @@ def project_json(db: Session, p: Project) -> dict:
             "members": [m for m in db.scalars(select(Member.user_id)
                                               .where(Member.project_id == p.id))],
             "created_at": stamp(p.created_at)}
-
-
-def latest_guideline(db: Session, project_id: int) -> Guideline | None:
-    return db.scalar(select(Guideline).where(Guideline.project_id == project_id)
-                     .order_by(Guideline.version.desc()).limit(1))
 
 
 def _schema(body: Brief) -> list[dict]:
@@ -204,12 +209,6 @@ def ack_guideline(pid: PathId, version: PathId, user: User = Depends(current_use
     return {"acknowledged": version}
 
 
-def require_ack(db: Session, user: User, pid: PathId) -> None:
-    g = latest_guideline(db, pid)
-    if user.role == "annotator" and g and db.get(Acknowledgement, (user.id, pid, g.version)) is None:
-        raise HTTPException(403, f"read and acknowledge guidelines version {g.version} first")
-
-
 # ---- images, import, pre-labels, assignment ------------------------------------------------
 
 
@@ -289,40 +288,41 @@ def assign(pid: PathId, body: Assign, user: User = Depends(current_user),
            db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
     try:
-        return workflow.assign(db, p, mode=body.mode, user_ids=body.user_ids,
-                               task_ids=body.task_ids)
+        out = workflow.assign(db, p, mode=body.mode, user_ids=body.user_ids,
+                              task_ids=body.task_ids, eligible=quality.eligible(db, p))
+        out["overlap"] = quality.add_overlap(db, p, out.pop("task_ids"))
     except SegflowError as e:
         db.rollback()
         raise HTTPException(400, str(e)) from None
+    db.commit()
+    return out
 
 
 @router.get("/{pid}/tasks", summary="Tasks: all (managers), mine (annotators), to review "
-                                    "(reviewers)")
+                                    "(reviewers)", response_model=list[TaskOut])
 def list_tasks(pid: PathId, state: TaskState | None = None, user: User = Depends(current_user),
-               db: Session = Depends(get_db)) -> list[dict]:
-    from segflow.studio.routes.tasks import task_json
-
+               db: Session = Depends(get_db)) -> list[TaskOut]:
     project_for(db, user, pid)
     q = select(Task).where(Task.project_id == pid).order_by(Task.id)
     if user.role == "annotator":
         q = q.where(Task.assignee_id == user.id)
     elif user.role == "reviewer":
-        q = q.where(Task.state.in_(REVIEWABLE))
+        q = q.where(Task.state.in_(REVIEWABLE), Task.kind == "work")
     if state:
         q = q.where(Task.state == state)
-    return [task_json(db, t) for t in db.scalars(q)]
+    return task_list(db, q)
 
 
-@router.get("/{pid}/review-queue", summary="Submitted tasks a reviewer may review")
+@router.get("/{pid}/review-queue", summary="Submitted tasks a reviewer may review",
+            response_model=list[TaskOut])
 def review_queue(pid: PathId, user: User = Depends(current_user),
-                 db: Session = Depends(get_db)) -> list[dict]:
-    from segflow.studio.routes.tasks import task_json
-
+                 db: Session = Depends(get_db)) -> list[TaskOut]:
     project_for(db, user, pid)
     require_role(user, "reviewer", "manager", "admin")
-    q = select(Task).where(Task.project_id == pid, Task.state == "submitted",
+    # overlap copies are decided with their image's task; gold tasks are scored, not reviewed
+    q = select(Task).where(Task.project_id == pid, Task.state == "submitted", Task.kind == "work",
                            Task.assignee_id != user.id).order_by(Task.updated_at)
-    return [task_json(db, t) for t in db.scalars(q)]
+    return task_list(db, q)
 
 
 # ---- progress and export --------------------------------------------------------------------

@@ -3,7 +3,6 @@ detection, submit, review with pinned comments, and the assist tools."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -18,15 +17,17 @@ from segflow.studio.deps import (
     current_user,
     get_db,
     project_for,
+    require_ack,
+    require_qualified,
     require_role,
     stamp,
     task_for,
 )
-from segflow.studio.routes.projects import require_ack
-from segflow.studio.schemas import AnnotationIn, Assist, PathId, Review, Version
-from segflow.studio.services import masks
+from segflow.studio.schemas import AnnotationIn, Assist, PathId, Review, TaskOut, Version
+from segflow.studio.services import masks, quality
 from segflow.studio.services.workflow import project_schema
 from segflow.studio.tables import Annotation, Comment, Event, Image, Project, Task, User, now
+from segflow.studio.views import task_json
 
 router = APIRouter(prefix="/api", tags=["tasks"])
 EDITABLE = ("assigned", "rejected")
@@ -36,35 +37,27 @@ def usernames(db: Session) -> dict[int, str]:
     return dict(db.execute(select(User.id, User.username)).all())
 
 
-def task_json(db: Session, t: Task) -> dict:
-    img = db.get(Image, t.image_id)
-    names = {u.id: u.username for u in db.scalars(select(User).where(
-        User.id.in_([i for i in (t.assignee_id, t.reviewer_id) if i])))}
-    return {"id": t.id, "project_id": t.project_id, "state": t.state, "version": t.version,
-            "assignee_id": t.assignee_id, "assignee": names.get(t.assignee_id),
-            "reviewer_id": t.reviewer_id, "reviewer": names.get(t.reviewer_id),
-            "image": {"id": img.id, "filename": img.filename, "width": img.width,
-                      "height": img.height, "url": f"/api/images/{img.id}"},
-            "seconds_spent": t.seconds_spent, "updated_at": stamp(t.updated_at),
-            # the labels are the pre-labels exactly: nobody edited them (shown in review)
-            "untouched_prelabel": t.prelabel_untouched}
-
-
-@router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators)")
-def next_task(pid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
-    project_for(db, user, pid)
+@router.get("/projects/{pid}/next-task", summary="My next task to annotate (annotators): the "
+            "qualification's until passed, then real work", response_model=TaskOut)
+def next_task(pid: PathId, user: User = Depends(current_user),
+              db: Session = Depends(get_db)) -> TaskOut:
+    p = project_for(db, user, pid)
     require_role(user, "annotator")
     require_ack(db, user, pid)
-    t = db.scalar(select(Task).where(Task.project_id == pid, Task.assignee_id == user.id,
-                                     Task.state.in_(EDITABLE))
-                  .order_by((Task.state == "rejected").desc(), Task.id).limit(1))
+    try:
+        t = quality.next_task(db, p, user)
+    except quality.QualityError as e:
+        db.commit()  # a first visit still records where the annotator stands
+        raise HTTPException(e.status, str(e)) from None
+    db.commit()
     if t is None:
         raise HTTPException(404, "no open tasks for you in this project")
     return task_json(db, t)
 
 
-@router.get("/tasks/{tid}", summary="A task")
-def get_task(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
+@router.get("/tasks/{tid}", summary="A task", response_model=TaskOut)
+def get_task(tid: PathId, user: User = Depends(current_user),
+             db: Session = Depends(get_db)) -> TaskOut:
     return task_json(db, task_for(db, user, tid))
 
 
@@ -123,17 +116,24 @@ def get_annotation(tid: PathId, version: Version | None = None, user: User = Dep
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
 
-@router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator); "
-                                               "409 if someone saved since base_version")
+@router.put("/tasks/{tid}/annotation", summary="Save a new version (the assigned annotator; "
+             "or a reviewer fixing a submitted task before accepting it, as their own "
+             "version); 409 if someone saved since base_version")
 def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(current_user),
                     db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
-    if user.role != "annotator" or t.assignee_id != user.id:
-        raise HTTPException(403, "only the task's annotator saves its labels")
+    fix = user.role in ("reviewer", "manager", "admin") and t.assignee_id != user.id and \
+        t.state == "submitted"
+    if not fix and (user.role != "annotator" or t.assignee_id != user.id):
+        raise HTTPException(403, "only the task's annotator saves its labels (and reviewers, "
+                                 "fixing a submitted task)")
     require_ack(db, user, t.project_id)
-    if t.state not in EDITABLE:
+    require_qualified(db, user, t)
+    states = ("submitted",) if fix else EDITABLE
+    if t.state not in states or (fix and t.kind != "work"):
         raise HTTPException(409, f"task {tid} is {t.state}; it can be edited when assigned or "
-                                 "rejected")
+                                 "rejected (by its annotator), or fixed by a reviewer when "
+                                 "submitted")
     img = db.get(Image, t.image_id)
     if (body.width, body.height) != (img.width, img.height):
         raise HTTPException(422, f"width/height: the image is {img.width}x{img.height}, the "
@@ -151,7 +151,7 @@ def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(curren
     # Optimistic lock: the version moves only if nobody saved since base_version. One UPDATE
     # with the old version in its WHERE clause is atomic on SQLite and PostgreSQL alike.
     res = db.execute(update(Task).where(Task.id == tid, Task.version == body.base_version,
-                                        Task.state.in_(EDITABLE))
+                                        Task.state.in_(states))
                      .values(version=Task.version + 1, updated_at=now(),
                              seconds_spent=Task.seconds_spent + body.seconds,
                              prelabel_untouched=untouched))
@@ -161,8 +161,9 @@ def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(curren
         raise HTTPException(409, f"conflict: task {tid} is at version {t.version} (you edited "
                                  f"version {body.base_version}); reload it to see the other "
                                  "changes — nothing was overwritten")
-    db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id, kind="save",
-                      segments=stored.segments, runs=stored.runs))
+    db.add(Annotation(task_id=tid, version=body.base_version + 1, author_id=user.id,
+                      kind="review" if fix else "save", segments=stored.segments,
+                      runs=stored.runs))
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="saved",
                  seconds=body.seconds))
     db.commit()
@@ -170,32 +171,44 @@ def save_annotation(tid: PathId, body: AnnotationIn, user: User = Depends(curren
             "untouched_prelabel": untouched}
 
 
-@router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator)")
+@router.post("/tasks/{tid}/submit", summary="Send the task to review (its annotator); a "
+             "qualification task answers with its score and error map")
 def submit(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
         raise HTTPException(403, "only the task's annotator submits it")
+    require_qualified(db, user, t)
     if t.state not in EDITABLE:
         raise HTTPException(409, f"task {tid} is {t.state}")
     if t.version == 0:
         raise HTTPException(409, "save some labels before submitting")
     t.state, t.updated_at = "submitted", now()
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind="submitted"))
+    db.flush()
+    feedback = quality.on_submit(db, db.get(Project, t.project_id), t)
     db.commit()
-    return task_json(db, t)
+    out = task_json(db, t).model_dump()
+    if feedback is not None:
+        out["feedback"] = feedback
+    return out
 
 
 @router.post("/tasks/{tid}/review", summary="Accept, or reject with comments (reviewers; never "
-                                            "one's own work)")
+                                            "one's own work)", response_model=TaskOut)
 def review(tid: PathId, body: Review, user: User = Depends(current_user),
-           db: Session = Depends(get_db)) -> dict:
+           db: Session = Depends(get_db)) -> TaskOut:
     t = task_for(db, user, tid)
     require_role(user, "reviewer", "manager", "admin")
-    authors = set(db.scalars(select(Annotation.author_id).where(Annotation.task_id == tid)))
+    # a reviewer's own fixes (kind "review") are what they accept, not work they review
+    authors = set(db.scalars(select(Annotation.author_id).where(Annotation.task_id == tid,
+                                                                Annotation.kind != "review")))
     if user.id == t.assignee_id or user.id in authors:
         raise HTTPException(403, "nobody reviews their own work")
     if t.state != "submitted":
         raise HTTPException(409, f"task {tid} is {t.state}, not submitted")
+    if t.kind != "work":
+        raise HTTPException(409, f"task {tid} is scored against gold labels or decided with "
+                                 "its image's task, not reviewed on its own")
     if body.decision == "reject" and not body.comments:
         raise HTTPException(422, "comments: say what to fix when rejecting")
     img = db.get(Image, t.image_id)
@@ -207,6 +220,10 @@ def review(tid: PathId, body: Review, user: User = Depends(current_user),
     t.state = "accepted" if body.decision == "accept" else "rejected"
     t.reviewer_id, t.updated_at = user.id, now()
     db.add(Event(project_id=t.project_id, task_id=tid, user_id=user.id, kind=t.state))
+    if t.state == "accepted":
+        quality.accept_group(db, t, user)
+        quality.reviewer_fixes(db, db.get(Project, t.project_id), t)
+        quality.on_accept(db, db.get(Project, t.project_id), t)
     db.commit()
     return task_json(db, t)
 
@@ -237,30 +254,16 @@ def diff_png(tid: PathId, a: Version, b: Version, request: Request, user: User =
              db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     img = db.get(Image, t.image_id)
-    maps = []
+    versions = []
     for v in (a, b):
         ann = _annotation(db, t, v)
         if ann is None and v != 0:
             raise HTTPException(404, f"task {tid} has no version {v}")
-        segs = ann.segments if ann else []
-        ids = masks.label_map(ann.runs if ann else None, img.height, img.width)
-        cat = np.zeros(ids.shape, np.int32)
-        for s in segs:
-            cat[ids == s["id"]] = s["category_id"]
-        maps.append((ids > 0, cat))
+        versions.append(masks.Labels(ann.segments, ann.runs) if ann else masks.Labels([], b""))
     from segflow.ops.draw import to_display_rgb
 
-    base = to_display_rgb(request.app.state.store.read(img.sha256, img.ext)).astype(np.float32)
-    out = base * 0.5
-    (la, ca), (lb, cb) = maps
-    for sel, col in ((~la & lb, (0, 220, 0)), (la & ~lb, (230, 0, 0)),
-                     (la & lb & (ca != cb), (240, 220, 0))):
-        out[sel] = np.asarray(col, np.float32)
-    from PIL import Image as PILImage
-
-    buf = io.BytesIO()
-    PILImage.fromarray(out.clip(0, 255).astype(np.uint8)).save(buf, format="PNG")
-    return Response(buf.getvalue(), media_type="image/png")
+    base = to_display_rgb(request.app.state.store.read(img.sha256, img.ext))
+    return Response(masks.diff_png(base, *versions), media_type="image/png")
 
 
 @router.post("/tasks/{tid}/assist", summary="Run an assist tool on the server: a region to paint "

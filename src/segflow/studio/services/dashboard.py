@@ -13,7 +13,9 @@ from segflow.studio.tables import TASK_STATES, Event, Task, User
 
 
 def stats(db: Session, project_id: int) -> dict:
-    states = dict(db.execute(select(Task.state, func.count()).where(Task.project_id == project_id)
+    # the images' own tasks: not overlap copies, qualification tasks or honeypots
+    states = dict(db.execute(select(Task.state, func.count()).where(Task.project_id == project_id,
+                                                                    Task.kind == "work")
                              .group_by(Task.state)).all())
     names = dict(db.execute(select(User.id, User.username)).all())
     events = db.execute(select(Event.kind, Event.user_id, Event.at, Event.seconds, Event.task_id)

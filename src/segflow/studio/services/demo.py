@@ -63,5 +63,6 @@ def seed_demo(db: Session, store: ImageStore, *, n_images: int = 6) -> dict:
                          fmt="coco_panoptic", progress=False)
         workflow.import_folder(db, store, p, str(Path(tmp) / "set"))
     workflow.assign(db, p, mode="balanced", user_ids=None, task_ids=None)
+    db.commit()
     return {"created": True, "users": [n for n, _ in DEMO_USERS], "password": DEMO_PASSWORD,
             "project_id": p.id}

@@ -26,12 +26,18 @@ def tree_hash(root: Path) -> str:
     return h.hexdigest()
 
 
-def task_sample(db: Session, store: ImageStore, schema, task: Task, img: Image):
-    """The task's latest labels as a :class:`segflow.formats.Sample` named ``ID_STEM``."""
+_QUERY = object()
+
+
+def task_sample(db: Session, store: ImageStore, schema, task: Task, img: Image, ann=_QUERY):
+    """The task's latest labels as a :class:`segflow.formats.Sample` named ``ID_STEM``.
+    ``ann``: the task's current :class:`Annotation` (or None) when the caller loaded it with the
+    task; otherwise it is read here (one statement)."""
     from segflow.formats import Sample
 
-    ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
-                                             Annotation.version == task.version))
+    if ann is _QUERY:
+        ann = db.scalar(select(Annotation).where(Annotation.task_id == task.id,
+                                                 Annotation.version == task.version))
     pan = masks.to_panoptic(ann.segments if ann else [], ann.runs if ann else None,
                             img.height, img.width, schema)
     return Sample(f"{img.id:06d}_{Path(img.filename).stem}", store.read(img.sha256, img.ext), pan)
@@ -42,17 +48,23 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
     from segflow.formats import write_dataset
 
     schema = project_schema(p)
-    rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
-                      .where(Task.project_id == p.id, Task.state == "accepted")
+    # one statement for every accepted task with its image and its accepted version (an
+    # outer join: a task accepted with no labels exports as unlabelled); only the images' own
+    # tasks, not overlap copies or gold tasks
+    rows = db.execute(select(Task, Image, Annotation).join(Image, Image.id == Task.image_id)
+                      .outerjoin(Annotation, (Annotation.task_id == Task.id)
+                                 & (Annotation.version == Task.version))
+                      .where(Task.project_id == p.id, Task.state == "accepted",
+                             Task.kind == "work")
                       .order_by(Task.id)).all()
     if not rows:
         raise SegflowError("export: no accepted tasks yet; review some work first")
 
     def items():
-        for k, (task, img) in enumerate(rows):
+        for k, (task, img, ann) in enumerate(rows):
             if progress:
                 progress(k, len(rows))
-            yield task_sample(db, store, schema, task, img)
+            yield task_sample(db, store, schema, task, img, ann)
 
     base = Path(data_dir) / "exports" / f"project-{p.id}"
     base.mkdir(parents=True, exist_ok=True)
@@ -71,7 +83,7 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
     dv = DatasetVersion(project_id=p.id, format=fmt, content_hash=digest, n_images=len(rows),
                         path=str(dst), created_by=user_id)
     db.add(dv)
-    db.commit()
+    db.commit()  # a job-level service (as the imports): the files are written, keep the row
     return dv
 
 

@@ -191,3 +191,26 @@ def from_panoptic(pan: Panoptic) -> Labels:
     segs = [{"id": s.id, "category_id": s.category_id, "iscrowd": int(s.iscrowd)}
             for s in pan.segments]
     return pack(pan.seg_ids.astype(np.int32), segs)
+
+
+def diff_png(base: np.ndarray, a: Labels, b: Labels) -> bytes:
+    """Two versions of one image's labels over the (RGB uint8) image, darkened: green where
+    ``b`` labels pixels ``a`` left empty, red where it removed them, yellow where the class
+    changed."""
+    from segflow.ops.draw import png_bytes
+
+    h, w = base.shape[:2]
+    maps = []
+    for lab in (a, b):
+        ids = label_map(lab.runs or None, h, w)
+        lut = np.zeros(int(ids.max()) + 1, np.int32)
+        for s in lab.segments:
+            if s["id"] < lut.size:
+                lut[s["id"]] = s["category_id"]
+        maps.append((ids > 0, lut[ids]))
+    out = base.astype(np.float32) * 0.5
+    (la, ca), (lb, cb) = maps
+    for sel, col in ((~la & lb, (0, 220, 0)), (la & ~lb, (230, 0, 0)),
+                     (la & lb & (ca != cb), (240, 220, 0))):
+        out[sel] = np.asarray(col, np.float32)
+    return png_bytes(out.clip(0, 255).astype(np.uint8))

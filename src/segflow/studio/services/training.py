@@ -40,15 +40,12 @@ def models_root(data_dir: Path) -> Path:
 
 
 def gold_image_ids(db, p: Project) -> set[int]:
-    """The project's gold (honeypot / qualification) images: always held out for testing.
+    """The project's gold images (qualification and honeypots, the ``gold_labels`` table): always
+    held out for testing, so a model is never assessed on what it was trained on and the
+    reference labels annotators are scored against never leak into a model."""
+    from segflow.studio.tables import GoldLabel
 
-    The hook for the quality-control work: when the studio marks gold tasks (a boolean
-    ``Task.gold`` column), they are used here; until then there are none, and the test split
-    is the hashed random fraction alone."""
-    gold = getattr(Task, "gold", None)
-    if gold is None:
-        return set()
-    return set(db.scalars(select(Task.image_id).where(Task.project_id == p.id, gold.is_(True))))
+    return set(db.scalars(select(GoldLabel.image_id).where(GoldLabel.project_id == p.id)))
 
 
 def image_unit(project_id: int, image_id: int) -> float:
@@ -175,8 +172,10 @@ def write_split_data(ctx: JobContext, p: Project, run: Path) -> dict:
     shutil.rmtree(data, ignore_errors=True)
     with ctx.sessions() as db:
         schema = project_schema(p)
+        # the images' own tasks only: not qualification copies, honeypots or overlap copies
         rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
-                          .where(Task.project_id == p.id, Task.state == "accepted")
+                          .where(Task.project_id == p.id, Task.state == "accepted",
+                                 Task.kind == "work")
                           .order_by(Task.id)).all()
         split = assign_split(ctx.data_dir, p.id, [img.id for _, img in rows],
                              gold_image_ids(db, p))
@@ -190,7 +189,8 @@ def write_split_data(ctx: JobContext, p: Project, run: Path) -> dict:
             write_dataset(data / s, "folders", schema,
                           (task_sample(db, ctx.store, schema, t, i) for t, i in items))
         todo = db.execute(select(Image).join(Task, Task.image_id == Image.id)
-                          .where(Task.project_id == p.id, Task.state.in_(("new", "assigned")))
+                          .where(Task.project_id == p.id, Task.kind == "work",
+                                 Task.state.in_(("new", "assigned")))
                           .order_by(Image.id).limit(2000)).scalars().all()
         (data / "unlabelled").mkdir(parents=True, exist_ok=True)
         for img in todo:

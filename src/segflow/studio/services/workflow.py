@@ -46,7 +46,7 @@ def check_hotkeys(classes: list[dict]) -> None:
 
 
 def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str,
-              prelabel: masks.Labels | None = None) -> Task | None:
+              prelabel: masks.Labels | None = None, prelabel_source: str = "") -> Task | None:
     """Store one image and create its task (with version 1 = the given pre-labels). Returns None
     when the project already holds the same image. Pre-labels from the project's pipeline or
     checkpoint are computed later, by ``apply_prelabels`` in a job, never here (in a request).
@@ -64,7 +64,7 @@ def add_image(db: Session, store: ImageStore, p: Project, data: bytes, name: str
         db.add(task)
         db.flush()
         if prelabel is not None and prelabel.segments:
-            add_prelabel(db, task, prelabel)
+            add_prelabel(db, task, prelabel, prelabel_source)
         return task
     except Exception:
         db.rollback()
@@ -78,11 +78,11 @@ def discard_unused(db: Session, store: ImageStore, sha: str, ext: str) -> None:
         store.path(sha, ext).unlink(missing_ok=True)
 
 
-def add_prelabel(db: Session, task: Task, labels: masks.Labels) -> None:
+def add_prelabel(db: Session, task: Task, labels: masks.Labels, source: str = "") -> None:
     task.version += 1
     task.prelabel_untouched = True
     db.add(Annotation(task_id=task.id, version=task.version, author_id=None, kind="prelabel",
-                      segments=labels.segments, runs=labels.runs))
+                      segments=labels.segments, runs=labels.runs, source=source))
 
 
 def _one_line(e: Exception) -> str:
@@ -90,7 +90,7 @@ def _one_line(e: Exception) -> str:
 
 
 def add_images(db: Session, store: ImageStore, p: Project, items, *, progress=None,
-               prelabels=None) -> dict:
+               prelabels=None, prelabel_source: str = "") -> dict:
     """Add ``items`` = [(name, read)] one by one, each committed on its own: an unreadable or
     invalid file is reported in ``failed`` and the others are added. ``read()`` returns the
     bytes; ``prelabels(k)`` (optional) the k-th item's labels. A storage failure (read-only or
@@ -105,7 +105,8 @@ def add_images(db: Session, store: ImageStore, p: Project, items, *, progress=No
             failed.append({"file": name, "error": _one_line(e)})
         else:
             try:
-                t = add_image(db, store, p, data, name, prelabel=labels)
+                t = add_image(db, store, p, data, name, prelabel=labels,
+                              prelabel_source=prelabel_source)
                 db.commit()
             except SegflowError as e:
                 db.rollback()
@@ -156,7 +157,8 @@ def import_folder(db: Session, store: ImageStore, p: Project, path: str,
     its = [it for it in ds if it.image_path is not None]
     out = add_images(db, store, p, [(Path(it.image_path).name, Path(it.image_path).read_bytes)
                                     for it in its], progress=progress,
-                     prelabels=lambda k: masks.from_panoptic(_panoptic_of(its[k], ds.schema)[0]))
+                     prelabels=lambda k: masks.from_panoptic(_panoptic_of(its[k], ds.schema)[0]),
+                     prelabel_source=f"import:{fmt}")
     return {"format": fmt, **out}
 
 
@@ -228,6 +230,32 @@ def prelabel_segments(p: Project, image: np.ndarray) -> masks.Labels | None:
     return None
 
 
+def prelabel_source(p: Project) -> str:
+    """What makes the project's pre-labels, recorded with each (the quality dashboard compares
+    sources): ``pipeline:NAME`` or ``checkpoint:FILE@SHA12`` (the file's content version)."""
+    cfg = p.prelabel or {}
+    if cfg.get("mode") == "pipeline":
+        return f"pipeline:{cfg.get('pipeline')}"
+    if cfg.get("mode") == "checkpoint":
+        ck = Path(cfg.get("checkpoint") or "")
+        try:
+            return f"checkpoint:{ck.name}@{_file_sha(str(ck), ck.stat().st_mtime_ns)[:12]}"
+        except OSError:
+            return f"checkpoint:{ck.name}"
+    return ""
+
+
+@lru_cache(maxsize=8)
+def _file_sha(path: str, mtime_ns: int) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 @lru_cache(maxsize=2)
 def _predictor(path: str, mtime_ns: int):
     """One loaded model per checkpoint file (and version of it), not one per image."""
@@ -245,6 +273,7 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None
     if task_ids is not None:
         q = q.where(Task.id.in_(task_ids))
     rows = db.execute(q.order_by(Task.id)).all()
+    source = prelabel_source(p)
     n = 0
     for k, (tid, iid) in enumerate(rows):
         img = db.get(Image, iid)
@@ -254,7 +283,7 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None
                              .values(version=1, prelabel_untouched=True))
             if res.rowcount == 1:
                 db.add(Annotation(task_id=tid, version=1, author_id=None, kind="prelabel",
-                                  segments=labels.segments, runs=labels.runs))
+                                  segments=labels.segments, runs=labels.runs, source=source))
                 n += 1
             db.commit()
         if progress:
@@ -267,14 +296,24 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None
 
 
 def assign(db: Session, p: Project, *, mode: str, user_ids: list[int] | None,
-           task_ids: list[int] | None) -> dict:
+           task_ids: list[int] | None, eligible=None) -> dict:
     """Balanced: unassigned tasks go, one by one, to the annotator with the fewest open tasks.
-    Manual: the given tasks go to the one given annotator."""
+    Manual: the given tasks go to the one given annotator. ``eligible`` (optional, a set of
+    user ids): the annotators who may get real work (those who passed the qualification).
+    The caller commits."""
     members = db.scalars(select(User).join(Member, Member.user_id == User.id)
                          .where(Member.project_id == p.id, User.role == "annotator")).all()
     pool = [u for u in members if user_ids is None or u.id in user_ids]
     if user_ids and len(pool) != len(set(user_ids)):
         raise SegflowError("assign: user_ids must be annotators who are members of the project")
+    if eligible is not None:
+        unqualified = [u.username for u in pool if u.id not in eligible]
+        if user_ids and unqualified:
+            raise SegflowError(f"assign: {', '.join(unqualified)} has not passed the project's "
+                               "qualification")
+        pool = [u for u in pool if u.id in eligible]
+        if not pool:
+            raise SegflowError("assign: no annotator has passed the project's qualification yet")
     if not pool:
         raise SegflowError("assign: the project has no annotators; add members first")
     if mode == "manual":
@@ -291,8 +330,8 @@ def assign(db: Session, p: Project, *, mode: str, user_ids: list[int] | None,
             Task.project_id == p.id, Task.state.in_(("assigned", "rejected")))
             .group_by(Task.assignee_id)).all())
         counts = {u.id: load.get(u.id, 0) for u in pool}
-        tasks = db.scalars(select(Task).where(Task.project_id == p.id, Task.state == "new")
-                           .order_by(Task.id)).all()
+        tasks = db.scalars(select(Task).where(Task.project_id == p.id, Task.state == "new",
+                                              Task.kind == "work").order_by(Task.id)).all()
         targets = []
         for t in tasks:
             uid = min(counts, key=lambda k: (counts[k], k))
@@ -301,5 +340,5 @@ def assign(db: Session, p: Project, *, mode: str, user_ids: list[int] | None,
     for t, u in targets:
         t.assignee_id, t.state, t.updated_at = u.id, "assigned", now()
         db.add(Event(project_id=p.id, task_id=t.id, user_id=u.id, kind="assigned"))
-    db.commit()
-    return {"assigned": len(targets)}
+    db.flush()
+    return {"assigned": len(targets), "task_ids": [t.id for t, _ in targets]}

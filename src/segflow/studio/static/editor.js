@@ -1,6 +1,9 @@
-// segflow studio: the label editor (and the read-only review view): canvas, tools, keys,
-// lists, load/save and review. The label map and its edits live in labelmap.js; only the
-// changed rectangle of the overlay is redrawn, which keeps a 4000x3000 image responsive.
+// segflow studio: the label editor (and the read-only review view): the canvas and its
+// overlay, load and save. By concern, as labelmap.js (the label map and its edits): the tools,
+// pointer and keys in editor-tools.js, the label and object lists in editor-objects.js, the
+// review's pins and decision in editor-review.js; each adds its functions to the shared E.
+// Only the changed rectangle of the overlay is redrawn, which keeps a 4000x3000 image
+// responsive.
 "use strict";
 
 (function () {
@@ -21,6 +24,8 @@
   };
   window.studio = S;
   let img = null, ov = null, ovCtx = null, ovData = null;
+  // what the modules share: state, the view, the edits; each module adds its functions
+  const E = { S, REVIEW, TOOL_KEYS, tid, canvas, viewport, status, ui: { poly: [], hover: null, boxDrag: null } };
   let activeSince = performance.now(), activeSeconds = 0;
   const classes = new Map();
 
@@ -77,7 +82,7 @@
     ctx.globalAlpha = S.opacity;
     ctx.drawImage(ov, 0, 0);
     ctx.globalAlpha = 1;
-    const lw = 1.5 / S.scale;
+    const lw = 1.5 / S.scale, { poly, hover, boxDrag } = E.ui;
     if (poly.length) {
       ctx.strokeStyle = "#ff0"; ctx.lineWidth = lw; ctx.beginPath();
       poly.forEach(([x, y], k) => (k ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
@@ -118,183 +123,15 @@
   const { begin, set, grow, commit, undo, redo, targetSegment, newSegment, stamp, strokeTo,
     fillPolygon, bucket } = segflowLabelEdits(S, classes, {
     redraw: (x0, y0, x1, y1) => redrawOverlay(x0, y0, x1, y1),
-    changed: () => { refreshLists(); requestDraw(); },
+    changed: () => { E.refreshLists(); requestDraw(); },
   });
+  Object.assign(E, { classes, segById, colorOf, redrawOverlay, requestDraw, fit, toImage, decodeRuns,
+    begin, set, grow, commit, undo, redo, targetSegment, newSegment, stamp, strokeTo, fillPolygon, bucket });
+  segflowObjectList(E); // editor-objects.js: the label and object lists
+  segflowEditorTools(E); // editor-tools.js: pointer, keys, tools, assist
+  segflowReviewPins(E); // editor-review.js: pinned comments and the decision
   S.encodeRuns = () => encodeRuns(S.labels);
   S.overlayPixel = (x, y) => Array.from(ovData.data.subarray((y * S.W + x) * 4, (y * S.W + x) * 4 + 4));
-
-  async function assist(tool, extra) {
-    status.textContent = `${tool}…`;
-    const r = await api("POST", `/api/tasks/${tid}/assist`, { tool, ...extra });
-    const m = decodeRuns(r.runs, S.W * S.H);
-    begin();
-    const seg = targetSegment();
-    let x0 = S.W, y0 = S.H, x1 = 0, y1 = 0;
-    for (let i = 0; i < m.length; i++) if (m[i]) {
-      set(i, seg);
-      const x = i % S.W, y = (i / S.W) | 0;
-      if (x < x0) x0 = x; if (x > x1) x1 = x; if (y < y0) y0 = y; if (y > y1) y1 = y;
-    }
-    grow(x0, y0, x1 + 1, y1 + 1);
-    commit();
-    status.textContent = `${tool}: ${r.pixels} pixels`;
-  }
-
-  // ---- pointer and keys --------------------------------------------------------------------
-  let drag = null, poly = [], hover = null, boxDrag = null, spaceDown = false;
-  canvas.addEventListener("pointerdown", guard(async (ev) => {
-    canvas.setPointerCapture(ev.pointerId);
-    const p = toImage(ev);
-    if (ev.button === 1 || spaceDown || (REVIEW && ev.button === 2) || (!REVIEW && S.tool === "pan")) {
-      drag = { pan: true, sx: ev.clientX, sy: ev.clientY, ox: S.ox, oy: S.oy }; return;
-    }
-    if (REVIEW) { pinAt(p); return; }
-    const inside = p[0] >= 0 && p[1] >= 0 && p[0] < S.W && p[1] < S.H;
-    if (!inside) return;
-    const [x, y] = [Math.floor(p[0]), Math.floor(p[1])];
-    if (S.tool === "brush" || S.tool === "eraser") {
-      begin(); // before targetSegment(): a segment it creates is part of this undo step
-      const v = S.tool === "eraser" ? 0 : targetSegment();
-      stamp(p[0], p[1], v); redrawOverlay(p[0] - S.size, p[1] - S.size, p[0] + S.size, p[1] + S.size);
-      drag = { paint: v, last: p }; requestDraw();
-    } else if (S.tool === "polygon") {
-      poly.push(p); requestDraw();
-    } else if (S.tool === "fill") {
-      begin(); bucket(x, y, targetSegment()); commit();
-    } else if (S.tool === "a-grabcut") {
-      boxDrag = { x0: p[0], y0: p[1], x1: p[0], y1: p[1] };
-    } else if (S.tool.startsWith("a-")) {
-      const name = S.tool.slice(2);
-      if (name === "adaptive") await assist("threshold", { point: [x, y], method: "adaptive" });
-      else if (name === "threshold") await assist("threshold", { point: [x, y], method: "otsu" });
-      else await assist(name, { point: [x, y] });
-    }
-  }));
-  canvas.addEventListener("pointermove", (ev) => {
-    const p = toImage(ev);
-    hover = p;
-    if (drag && drag.pan) { S.ox = drag.ox + ev.clientX - drag.sx; S.oy = drag.oy + ev.clientY - drag.sy; }
-    else if (drag && drag.paint !== undefined) { strokeTo(drag.last, p, drag.paint); drag.last = p; }
-    else if (boxDrag) { boxDrag.x1 = p[0]; boxDrag.y1 = p[1]; }
-    requestDraw();
-  });
-  canvas.addEventListener("pointerup", guard(async () => {
-    if (drag && drag.paint !== undefined) commit();
-    drag = null;
-    if (boxDrag) {
-      const b = boxDrag; boxDrag = null;
-      const x = Math.min(b.x0, b.x1), y = Math.min(b.y0, b.y1);
-      await assist("grabcut", { box: [x, y, Math.abs(b.x1 - b.x0), Math.abs(b.y1 - b.y0)] });
-    }
-    requestDraw();
-  }));
-  canvas.addEventListener("dblclick", () => { if (S.tool === "polygon") closePolygon(); });
-  canvas.addEventListener("contextmenu", (ev) => ev.preventDefault());
-  canvas.addEventListener("wheel", (ev) => {
-    ev.preventDefault();
-    const r = canvas.getBoundingClientRect(), mx = ev.clientX - r.left, my = ev.clientY - r.top;
-    const f = Math.exp(-ev.deltaY * 0.0015);
-    const ns = Math.min(64, Math.max(0.02, S.scale * f));
-    S.ox = mx - (mx - S.ox) * ns / S.scale; S.oy = my - (my - S.oy) * ns / S.scale; S.scale = ns;
-    requestDraw();
-  }, { passive: false });
-
-  function closePolygon() {
-    const pts = poly.length > 1 && Math.hypot(poly.at(-1)[0] - poly.at(-2)[0], poly.at(-1)[1] - poly.at(-2)[1]) < 1
-      ? poly.slice(0, -1) : poly; // a double-click adds its point twice
-    poly = [];
-    if (pts.length >= 3) { begin(); fillPolygon(pts, targetSegment()); commit(); }
-    requestDraw();
-  }
-  S.closePolygon = closePolygon;
-
-  function setTool(t) {
-    S.tool = t; poly = [];
-    document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === t));
-    requestDraw();
-  }
-  function setCategory(cid) {
-    S.category = cid;
-    const cur = segById(S.current);
-    if (!cur || cur.category_id !== cid) S.current = 0;
-    refreshLists();
-  }
-
-  document.addEventListener("keydown", guard(async (ev) => {
-    if (ev.target.matches("input, textarea, select")) return;
-    const k = ev.key.toLowerCase();
-    if (ev.key === " ") { spaceDown = true; ev.preventDefault(); return; }
-    if ((ev.ctrlKey || ev.metaKey) && k === "z") { ev.preventDefault(); ev.shiftKey ? redo() : undo(); return; }
-    if ((ev.ctrlKey || ev.metaKey) && k === "y") { ev.preventDefault(); redo(); return; }
-    if ((ev.ctrlKey || ev.metaKey) && k === "s") { ev.preventDefault(); await save(); return; }
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || REVIEW) return;
-    if (ev.key === "Enter" && S.tool === "polygon") { closePolygon(); return; }
-    if (ev.key === "Escape") { poly = []; requestDraw(); return; }
-    const tools = TOOL_KEYS; // from the server: the project form refuses class hotkeys among them
-    if (tools[k]) { setTool(tools[k]); return; }
-    if (k === "n") { newObject(); return; }
-    if (k === "[" || k === "]") { setSize(S.size + (k === "]" ? 2 : -2)); return; }
-    for (const c of classes.values()) if (c.hotkey && c.hotkey.toLowerCase() === k) { setCategory(c.id); return; }
-  }));
-  document.addEventListener("keyup", (ev) => { if (ev.key === " ") spaceDown = false; });
-
-  function setSize(v) {
-    S.size = Math.max(1, Math.min(200, v));
-    const el1 = document.getElementById("size"); if (el1) el1.value = S.size;
-    const el2 = document.getElementById("size-v"); if (el2) el2.textContent = S.size;
-    requestDraw();
-  }
-  function newObject() {
-    const c = classes.get(S.category);
-    if (!c) return;
-    begin(); newSegment(); commit();
-  }
-
-  // ---- side lists --------------------------------------------------------------------------
-  function refreshLists() {
-    const ul = document.getElementById("labels");
-    if (ul) ul.replaceChildren(...[...classes.values()].map((c) => el("li", {
-      class: c.id === S.category ? "active" : "", dataset: { category: c.id },
-      on: { click: () => setCategory(c.id) } },
-      el("i", { style: `background: rgb(${c.color.join(",")})` }),
-      `${c.name}${c.hotkey ? ` [${c.hotkey}]` : ""}${c.isthing ? " ·thing" : ""}`)));
-    const ol = document.getElementById("instances");
-    const maxId = S.segments.reduce((m, s) => Math.max(m, s.id), 0);
-    const counts = new Uint32Array(maxId + 2);
-    if (S.labels) for (let i = 0; i < S.labels.length; i++) { const v = S.labels[i]; counts[v <= maxId ? v : maxId + 1]++; }
-    if (ol) {
-      ol.replaceChildren(...S.segments.map((s, k) => {
-        const sel = el("select", { on: { change: (ev) => relabel(s.id, Number(ev.target.value)) } },
-          ...[...classes.values()].map((c) => el("option", { value: c.id, selected: c.id === s.category_id }, c.name)));
-        return el("li", { class: s.id === S.current ? "active" : "", dataset: { segment: s.id } },
-          el("i", { style: `background: rgb(${colorOf(s.id).join(",")})` }),
-          el("span", { on: { click: () => { S.current = s.id; S.category = s.category_id; redrawOverlay(); refreshLists(); requestDraw(); } } },
-            `#${s.id} (${counts[s.id]} px)`), sel,
-          el("button", { type: "button", title: "up", on: { click: () => move(k, -1) } }, "↑"),
-          el("button", { type: "button", title: "down", on: { click: () => move(k, 1) } }, "↓"),
-          el("button", { type: "button", title: "delete", class: "del", on: { click: () => del(s.id) } }, "×"));
-      }));
-    }
-    if (S.project && S.project.task_type === "panoptic" && S.labels) {
-      const n = counts[0];
-      const b = document.getElementById("show-unlabelled"); // the editor's; the review page has none
-      if (b) { b.hidden = false; b.textContent = `${S.showUnlabelled ? "Hide" : "Show"} unlabelled (${n} px)`; }
-    }
-  }
-  function relabel(id, cid) { begin(); segById(id).category_id = cid; commit(); redrawOverlay(); }
-  function move(k, d) {
-    const j = k + d;
-    if (j < 0 || j >= S.segments.length) return;
-    begin(); const t = S.segments[k]; S.segments[k] = S.segments[j]; S.segments[j] = t; commit();
-  }
-  function del(id) {
-    begin();
-    for (let i = 0; i < S.labels.length; i++) if (S.labels[i] === id) set(i, 0);
-    grow(0, 0, S.W, S.H);
-    S.segments = S.segments.filter((s) => s.id !== id);
-    if (S.current === id) S.current = 0;
-    commit();
-  }
 
   // ---- load, save, submit, review -----------------------------------------------------------
   async function loadSide() {
@@ -338,10 +175,10 @@
     img = new Image();
     img.src = S.task.image.url;
     await img.decode();
-    redrawOverlay(); fit(); refreshLists();
+    redrawOverlay(); fit(); E.refreshLists();
     const untouched = document.getElementById("untouched");
     if (untouched) untouched.hidden = !S.task.untouched_prelabel;
-    status.textContent = `task ${tid} · ${S.task.image.filename} · ${S.W}×${S.H} · v${S.version}${a.kind === "prelabel" ? " (pre-labels)" : ""}`;
+    status.textContent = `task ${tid} · ${S.task.image.filename} · ${S.W}×${S.H} · v${S.version}${a.kind === "prelabel" ? " (pre-labels)" : ""}${S.task.qualification ? " · qualification: scored against the reference on submit" : ""}`;
     await loadSide();
     S.ready = true;
   }
@@ -386,53 +223,29 @@
       await save();
     });
   }
-
-  // review view: pins and decisions
-  function pinAt(p) {
-    if (p[0] < 0 || p[1] < 0 || p[0] >= S.W || p[1] >= S.H) return;
-    S.lastPoint = p;
-    status.textContent = `point ${Math.round(p[0])}, ${Math.round(p[1])} — write the comment and add it`;
-    document.getElementById("comment-text").focus();
-  }
-  function renderPending() {
-    document.getElementById("pending").replaceChildren(...S.pending.map((c) => el("li", {},
-      `${c.n}. ${c.x !== null ? `(${Math.round(c.x)}, ${Math.round(c.y)}) ` : ""}`, c.text)));
-    requestDraw();
-  }
+  E.save = save;
 
   const on = (id, ev, fn) => { const e = document.getElementById(id); if (e) e.addEventListener(ev, guard(fn)); };
-  document.querySelectorAll("[data-tool]").forEach((b) => b.addEventListener("click", () => setTool(b.dataset.tool)));
-  on("size", "input", (ev) => setSize(Number(ev.target.value)));
   on("opacity", "input", (ev) => { S.opacity = Number(ev.target.value) / 100; requestDraw(); });
   on("undo", "click", undo);
   on("redo", "click", redo);
   on("zoom-fit", "click", fit);
-  on("new-instance", "click", newObject);
-  on("show-unlabelled", "click", () => { S.showUnlabelled = !S.showUnlabelled; redrawOverlay(); refreshLists(); requestDraw(); });
+  on("show-unlabelled", "click", () => { S.showUnlabelled = !S.showUnlabelled; redrawOverlay(); E.refreshLists(); requestDraw(); });
   on("save", "click", save);
   on("submit", "click", async () => {
     if (S.dirty || S.version === 0) { if (!(await save())) return; }
-    await api("POST", `/api/tasks/${tid}/submit`);
+    if (root.dataset.role !== "annotator") { // a reviewer's fix: saved as their version, then accepted
+      await api("POST", `/api/tasks/${tid}/review`, { decision: "accept", comments: [] });
+      location.href = `/projects/${S.task.project_id}`;
+      return;
+    }
+    const r = await api("POST", `/api/tasks/${tid}/submit`);
+    if (r.feedback) { location.href = `/projects/${S.task.project_id}/quality`; return; } // the score and error map
     flash("submitted for review", "ok");
     location.href = `/projects/${S.task.project_id}`;
   });
-  on("add-comment", "click", () => {
-    const t = document.getElementById("comment-text");
-    if (!t.value.trim()) return;
-    const p = S.lastPoint;
-    S.pending.push({ x: p ? p[0] : null, y: p ? p[1] : null, text: t.value.trim(), n: S.pins.length + S.pending.length + 1, pending: true });
-    S.lastPoint = null; t.value = ""; renderPending();
-  });
-  const decide = (decision) => async () => {
-    await api("POST", `/api/tasks/${tid}/review`, {
-      decision, comments: S.pending.map((c) => ({ text: c.text, x: c.x, y: c.y })) });
-    flash(decision === "accept" ? "accepted" : "rejected: back to the annotator", "ok");
-    location.href = `/projects/${S.task.project_id}`;
-  };
-  on("accept", "click", decide("accept"));
-  on("reject", "click", decide("reject"));
   window.addEventListener("resize", requestDraw);
   window.addEventListener("beforeunload", (ev) => { if (S.dirty && !REVIEW) { ev.preventDefault(); ev.returnValue = ""; } });
-  setTool(REVIEW ? "pan" : "brush");
+  E.setTool(REVIEW ? "pan" : "brush");
   guard(load)();
 })();
