@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tests.studio.conftest import blob_image, labels_body, png_bytes, setup_project
+from tests.studio.test_volume_studio import matrix_interpolate, matrix_volume, matrix_volume_save
 
 ROLES = ("admin", "manager", "annotator", "reviewer", "outsider")
 DENIED = (401, 403, 404)
@@ -138,6 +139,22 @@ MATRIX = [
     ("list exports", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/projects/{c['pid']}/exports", {})),
     ("download export", {"admin", "manager"}, lambda st, c, r: ("GET", c["download"], {})),
     ("read a job", {"admin", "manager"}, lambda st, c, r: ("GET", f"/api/jobs/{c['job']}", {})),
+    # volumes (issue 14): a volume task assigned to annotator (tests/studio/test_volume_studio.py)
+    ("import a volume", {"admin"}, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/volumes", {"json": {"path": (
+            matrix_volume(st, c), c["volume_path"])[1]}})),
+    ("volume info", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume", {})),
+    ("volume plane image", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/planes/2/1.png", {})),
+    ("volume plane labels", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/labels/0/1", {})),
+    ("save volume planes", {"annotator"}, lambda st, c, r: (
+        "PUT", f"/api/tasks/{matrix_volume(st, c)}/volume/labels", matrix_volume_save(st, c))),
+    ("interpolate planes", {"annotator"}, lambda st, c, r: (
+        "POST", f"/api/tasks/{matrix_volume(st, c)}/volume/interpolate", matrix_interpolate(st, c))),
+    ("volume export", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/export.nii.gz", {})),
     # pages are shells that load their data from the API above; without a session they redirect
     ("home page", EVERYONE, lambda st, c, r: ("GET", "/", {})),
     ("project page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}", {})),

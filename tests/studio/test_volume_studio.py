@@ -10,13 +10,18 @@ import pytest
 
 from tests.studio.conftest import setup_project
 
-nib = pytest.importorskip("nibabel")
+
+@pytest.fixture(autouse=True)
+def _needs_nibabel():
+    pytest.importorskip("nibabel")
 
 SHAPE = (40, 36, 12)
 AFFINE = np.array([[-0.8, 0, 0, 30.0], [0, 0.9, 0, -20.0], [0, 0, 2.5, 7.0], [0, 0, 0, 1]])
 
 
 def write_scan(path, seed=0):
+    import nibabel as nib
+
     rng = np.random.default_rng(seed)
     arr = rng.normal(40, 10, SHAPE).astype(np.float32)
     arr[10:30, 8:28, 3:9] += 300
@@ -89,6 +94,8 @@ def test_volume_planes_save_reload_export(studio, tmp_path):
     # an old base version: 409, nothing overwritten
     assert st.call("annotator", "PUT", f"/api/tasks/{tid}/volume/labels", json=body).status_code == 409
     # the export is the voxels, with the scan's affine
+    import nibabel as nib
+
     out = tmp_path / "labels.nii.gz"
     out.write_bytes(st.ok("annotator", "GET", f"/api/tasks/{tid}/volume/export.nii.gz").content)
     img = nib.load(str(out))
@@ -187,3 +194,30 @@ def test_bad_saves_and_imports(studio, tmp_path):
     # an image task is not a volume
     img_task = st.ok("admin", "GET", f"/api/projects/{pid}/tasks")[0]["id"]
     assert st.call("admin", "GET", f"/api/tasks/{img_task}/volume").status_code == 404
+
+
+def matrix_volume(st, c) -> int:
+    """For the permission matrix (test_api.py): a volume task of the matrix's project, assigned
+    to ``annotator`` (made once, kept in the matrix's context ``c``)."""
+    if "volume" not in c:
+        from pathlib import Path
+
+        path = Path(c["folder"]).parent / "matrix-scan.nii.gz"
+        write_scan(path, 7)
+        c["volume_path"] = str(path)
+        r = st.ok("admin", "POST", f"/api/projects/{c['pid']}/volumes", json={"path": str(path)})
+        st.ok("manager", "POST", f"/api/projects/{c['pid']}/assign", json={
+            "mode": "manual", "user_ids": [st.ids["annotator"]], "task_ids": [r["task_id"]]})
+        c["volume"] = r["task_id"]
+    return c["volume"]
+
+
+def matrix_volume_save(st, c) -> dict:
+    tid = matrix_volume(st, c)
+    return {"json": {"base_version": st.ok("admin", "GET", f"/api/tasks/{tid}")["version"],
+                     "segments": [], "planes": []}}
+
+
+def matrix_interpolate(st, c) -> dict:
+    z = runs(np.zeros((SHAPE[1], SHAPE[0]), np.int32))
+    return {"json": {"a": {"axis": 2, "index": 0, "runs": z}, "b": {"axis": 2, "index": 3, "runs": z}}}
