@@ -63,7 +63,8 @@ def test_volume_planes_save_reload_export(studio, tmp_path):
     assert info["shape"] == list(SHAPE) and info["version"] == 0
     assert np.allclose(info["spacing"], [0.8, 0.9, 2.5])
     assert [p["slices"] for p in info["planes"]] == list(SHAPE)
-    png = st.ok("annotator", "GET", f"/api/tasks/{tid}/volume/planes/2/5.png", params={"level": 40, "width": 400})
+    png = st.ok("annotator", "GET", f"/api/tasks/{tid}/volume/planes/2/5.png",
+                params={"level": 40, "width": 400})
     from PIL import Image
 
     im = np.asarray(Image.open(io.BytesIO(png.content)))

@@ -8,7 +8,6 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 

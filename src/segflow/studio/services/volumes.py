@@ -2,8 +2,8 @@
 labels stored one axial slice per chunk (``services.chunks``), interpolation between painted
 slices, and the NIfTI export.
 
-A volume keeps its file's voxel order ``(I, J, K)`` (``segflow.volume.io``); its labels are
-chunks ``"k<n>"``, the ``(I, J)`` slices at ``k = n``. The viewer sees planes along any axis:
+A volume keeps its file's voxel order ``(ni, nj, nk)`` (``segflow.volume.io``); its labels are
+chunks ``"k<n>"``, the ``(ni, nj)`` slices at ``k = n``. The viewer sees planes along any axis:
 ``axis`` 0, 1 or 2 fixes i, j or k (sagittal, coronal, axial for a RAS-ordered scan), and a
 plane is shown with its second axis running up the screen, so the slice ``s`` of the array is
 displayed as ``s.T[::-1]``. Image and label planes go through the same two functions, so the
@@ -161,14 +161,14 @@ def label_plane(db: Session, task: Task, item: LargeItem, axis: int, index: int,
                 version: int) -> np.ndarray:
     shape = item.meta["shape"]
     check_plane(shape, axis, index)
-    I, J, K = shape
+    ni, nj, nk = shape
     if axis == 2:
-        return chunks.read(db, task.id, version, chunk_key(index), (I, J)).T[::-1]
-    out = np.zeros((I, J, K)[:axis] + (I, J, K)[axis + 1:], np.int32)  # (J, K) or (I, K)
+        return chunks.read(db, task.id, version, chunk_key(index), (ni, nj)).T[::-1]
+    out = np.zeros((ni, nj, nk)[:axis] + (ni, nj, nk)[axis + 1:], np.int32)  # (nj, nk) or (ni, nk)
     rows = chunks.latest(db, task.id, version)
     for key, row in rows.items():
         k = int(key[1:])
-        s = chunks.decode(row, (I, J))
+        s = chunks.decode(row, (ni, nj))
         out[:, k] = s[index] if axis == 0 else s[:, index]
     return out.T[::-1]
 
@@ -177,22 +177,22 @@ def planes_to_chunks(db: Session, task: Task, item: LargeItem, base_version: int
                      planes: list[tuple[int, int, np.ndarray]]) -> dict[str, np.ndarray]:
     """The chunks that the edited ``planes`` [(axis, index, displayed labels)] change, applied
     in order onto the labels of ``base_version``."""
-    I, J, K = item.meta["shape"]
+    ni, nj, nk = item.meta["shape"]
     need: set[int] = set()
     for axis, index, lab in planes:
-        check_plane((I, J, K), axis, index)
-        want = plane_shape((I, J, K), axis)
+        check_plane((ni, nj, nk), axis, index)
+        want = plane_shape((ni, nj, nk), axis)
         if lab.shape != want:
             raise SegflowError(f"planes: the {AXES[axis]} plane {index} is {want[1]}x{want[0]}, "
                                f"the labels sent {lab.shape[1]}x{lab.shape[0]}")
-        need |= {index} if axis == 2 else set(range(K))
-    cur = chunks.read_many(db, task.id, base_version, {chunk_key(k): (I, J) for k in sorted(need)})
+        need |= {index} if axis == 2 else set(range(nk))
+    cur = chunks.read_many(db, task.id, base_version, {chunk_key(k): (ni, nj) for k in sorted(need)})
     for axis, index, lab in planes:
         s = lab[::-1].T  # back to array order
         if axis == 2:
             cur[chunk_key(index)] = s.copy()
         else:
-            for k in range(K):
+            for k in range(nk):
                 if axis == 0:
                     cur[chunk_key(k)][index, :] = s[:, k]
                 else:
@@ -201,10 +201,10 @@ def planes_to_chunks(db: Session, task: Task, item: LargeItem, base_version: int
 
 
 def label_volume(db: Session, task: Task, item: LargeItem, version: int) -> np.ndarray:
-    I, J, K = item.meta["shape"]
-    out = np.zeros((I, J, K), np.int32)
+    ni, nj, nk = item.meta["shape"]
+    out = np.zeros((ni, nj, nk), np.int32)
     for key, row in chunks.latest(db, task.id, version).items():
-        out[:, :, int(key[1:])] = chunks.decode(row, (I, J))
+        out[:, :, int(key[1:])] = chunks.decode(row, (ni, nj))
     return out
 
 
