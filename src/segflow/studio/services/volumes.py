@@ -2,8 +2,8 @@
 labels stored one axial slice per chunk (``services.chunks``), interpolation between painted
 slices, and the NIfTI export.
 
-A volume keeps its file's voxel order ``(ni, nj, nk)`` (``segflow.volume.io``); its labels are
-chunks ``"k<n>"``, the ``(ni, nj)`` slices at ``k = n``. The viewer sees planes along any axis:
+A volume keeps its file's voxel order ``(I, J, K)`` (``segflow.volume.io``); its labels are
+chunks ``"k<n>"``, the ``(I, J)`` slices at ``k = n``. The viewer sees planes along any axis:
 ``axis`` 0, 1 or 2 fixes i, j or k (sagittal, coronal, axial for a RAS-ordered scan), and a
 plane is shown with its second axis running up the screen, so the slice ``s`` of the array is
 displayed as ``s.T[::-1]``. Image and label planes go through the same two functions, so the
