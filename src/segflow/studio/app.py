@@ -96,13 +96,14 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
 
     app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
-    from segflow.studio.routes import auth, docs, jobs, pages, projects, tasks, volumes
+    from segflow.studio.routes import auth, docs, jobs, pages, projects, rasters, tasks, volumes
 
     app.include_router(auth.router)
     app.include_router(projects.router)
     app.include_router(tasks.router)
     app.include_router(jobs.router)
     app.include_router(volumes.router)
+    app.include_router(rasters.router)
     app.include_router(pages.router)
     docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

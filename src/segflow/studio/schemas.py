@@ -193,3 +193,27 @@ class Interpolate(Body):
     b: PlaneLabels = Field(description="another plane on the same axis; the planes between "
                                        "are returned, interpolated")
     b: PlaneLabels
+
+
+# ---- large items: rasters (services.tiles) --------------------------------------------------
+
+
+class RasterImport(Body):
+    path: str = Field(min_length=1, max_length=4096,
+                      description="a GeoTIFF or COG on the server (it stays there; the studio "
+                                  "reads it by windows)")
+    bands: list[int] | None = Field(None, min_length=1, max_length=3,
+                                    description="1 or 3 bands, 1-based (e.g. [4, 3, 2])")
+
+
+class TileLabels(Body):
+    tx: int = Field(ge=0, le=MAX_INT)
+    ty: int = Field(ge=0, le=MAX_INT)
+    runs: list[int] = Field(description="the label tile's runs (as GET .../labels/{tx}/{ty})")
+
+
+class RasterLabelsIn(Body):
+    base_version: int = Field(ge=0, le=MAX_INT)
+    tiles: list[TileLabels] = Field(max_length=4096, description="edited label tiles")
+    segments: list[Segment] = Field(max_length=1_000_000)
+    seconds: float = Field(0.0, ge=0, le=86400)
