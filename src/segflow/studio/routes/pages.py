@@ -39,8 +39,11 @@ def project_page(pid: int, request: Request, user: User | None = Depends(optiona
     return _page(request, user, "project.html", pid=pid)
 
 
+LARGE_PAGES = {"volume": "volume.html", "raster": "tiles.html"}  # the viewer of each large item
+
+
 def _large_kind(db: Session, tid: int) -> str | None:
-    """'volume' for a task on a large item (its own viewer), else None (the 2-D editor). The
+    """'volume' or 'raster' for a task on a large item (its own viewer), else None (the 2-D editor). The
     page itself shows nothing: its script asks the API, which checks who may see the task."""
     from segflow.studio.tables import LargeItem, Task
 
@@ -57,16 +60,18 @@ def editor_page(tid: int, request: Request, user: User | None = Depends(optional
 
     from segflow.studio.services.workflow import TOOL_KEYS
 
-    if _large_kind(db, tid) == "volume":
-        return _page(request, user, "volume.html", tid=tid, review=False)
+    kind = _large_kind(db, tid)
+    if kind in LARGE_PAGES:
+        return _page(request, user, LARGE_PAGES[kind], tid=tid, review=False)
     return _page(request, user, "editor.html", tid=tid, tool_keys=json.dumps(TOOL_KEYS))
 
 
 @router.get("/tasks/{tid}/review", response_class=HTMLResponse)
 def review_page(tid: int, request: Request, user: User | None = Depends(optional_user),
                 db: Session = Depends(get_db)):
-    if _large_kind(db, tid) == "volume":
-        return _page(request, user, "volume.html", tid=tid, review=True)
+    kind = _large_kind(db, tid)
+    if kind in LARGE_PAGES:
+        return _page(request, user, LARGE_PAGES[kind], tid=tid, review=True)
     return _page(request, user, "review.html", tid=tid)
 
 
