@@ -18,28 +18,23 @@
   const viewport = document.getElementById("viewport");
   const status = document.getElementById("status");
   const { decodeRuns, encodeRuns } = segflowRuns;
+  const L = segflowLarge;
 
   const S = {  // viewer state, exposed as window.studio for tests and the console
     task: null, project: null, info: null, axis: 2, index: 0, W: 0, H: 0, labels: null,
     segments: [], version: 0, tool: REVIEW ? "pan" : "brush", size: 8, opacity: 0.5,
     category: null, current: 0, dirty: false, scale: 1, ox: 0, oy: 0, aspect: 1,
-    window: null, painted: [], ready: false,
+    window: null, painted: [], ready: false, classes: new Map(),
   };
   window.studio = S;
-  const classes = new Map();
+  const classes = S.classes;
   const planes = new Map(); // `${axis}:${index}` -> {axis, index, W, H, labels, edits, dirty}
   let plane = null, img = null, ov = null, ovCtx = null, ovData = null;
   let activeSince = performance.now();
 
   // ---- planes: loading, and edits through labelmap.js --------------------------------------
   function editsFor(p) {
-    // labelmap.js edits S.labels, S.W, S.H: give it this plane's, and S's for the rest
-    const own = { labels: p.labels, W: p.W, H: p.H };
-    const view = new Proxy(own, {
-      get: (t, k) => (k in t ? t[k] : S[k]),
-      set: (t, k, v) => { if (k in t) t[k] = v; else S[k] = v; return true; },
-    });
-    return segflowLabelEdits(view, classes, {
+    return L.chunkEdits(S, classes, p, {
       redraw: () => { if (plane === p) redrawOverlay(); },
       changed: () => {
         p.dirty = true;
@@ -69,7 +64,7 @@
     index = Math.max(0, Math.min(info.slices - 1, index));
     if (axis !== S.axis && planes.size) {
       // planes of another axis cross every plane of this one: save, then start afresh
-      if ([...planes.values()].some((p) => p.dirty) && !(await save())) return;
+      if (dirtyPlanes().length && !(await save())) return;
       planes.clear(); S.painted = [];
     }
     const p = await getPlane(axis, index);
@@ -96,21 +91,9 @@
   S.planeRuns = async (axis, index) => encodeRuns((await getPlane(axis, index)).labels);
 
   // ---- drawing -----------------------------------------------------------------------------
-  const segById = (id) => S.segments.find((s) => s.id === id);
-  function colorOf(id) {
-    const s = segById(id), c = s && classes.get(s.category_id);
-    return c ? c.color : [255, 0, 255];
-  }
   function redrawOverlay() {
     if (!ovData) return;
-    const d = ovData.data, L = S.labels, cache = new Map();
-    for (let i = 0; i < L.length; i++) {
-      const id = L[i], o = i * 4;
-      if (id === 0) { d[o + 3] = 0; continue; }
-      let c = cache.get(id);
-      if (!c) { c = colorOf(id); cache.set(id, c); }
-      d[o] = c[0]; d[o + 1] = c[1]; d[o + 2] = c[2]; d[o + 3] = 255;
-    }
+    L.paint(S, classes, S.labels, ovData);
     ovCtx.putImageData(ovData, 0, 0);
   }
   S.overlayPixel = (x, y) => Array.from(ovData.data.subarray((y * S.W + x) * 4, (y * S.W + x) * 4 + 4));
@@ -201,7 +184,7 @@
     if (tools[k]) { setTool(tools[k]); return; }
     if (k === "c") { await copyNext(); return; }
     if (k === "i") { await interpolate(); return; }
-    for (const c of classes.values()) if (c.hotkey && c.hotkey.toLowerCase() === k) { setCategory(c.id); return; }
+    for (const c of classes.values()) if (c.hotkey && c.hotkey.toLowerCase() === k) { L.setCategory(S, classes, c.id); return; }
   }));
   document.addEventListener("keyup", (ev) => { if (ev.key === " ") spaceDown = false; });
 
@@ -210,24 +193,12 @@
     document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === t));
     requestDraw();
   }
-  function setCategory(cid) {
-    S.category = cid;
-    const cur = segById(S.current);
-    if (!cur || cur.category_id !== cid) S.current = 0;
-    refreshLists();
-  }
   function refreshLists() {
-    document.getElementById("labels").replaceChildren(...[...classes.values()].map((c) => el("li", {
-      class: c.id === S.category ? "active" : "", dataset: { category: c.id }, on: { click: () => setCategory(c.id) } },
-      el("i", { style: `background: rgb(${c.color.join(",")})` }), `${c.name}${c.hotkey ? ` [${c.hotkey}]` : ""}`)));
     const counts = new Map();
     if (S.labels) for (let i = 0; i < S.labels.length; i++) if (S.labels[i]) counts.set(S.labels[i], (counts.get(S.labels[i]) || 0) + 1);
-    document.getElementById("instances").replaceChildren(...S.segments.map((s) => el("li", {
-      class: s.id === S.current ? "active" : "", dataset: { segment: s.id },
-      on: { click: () => { S.current = s.id; S.category = s.category_id; refreshLists(); } } },
-      el("i", { style: `background: rgb(${colorOf(s.id).join(",")})` }),
-      `#${s.id} ${(classes.get(s.category_id) || {}).name || "?"}: ${counts.get(s.id) || 0} px here`)));
+    L.lists(S, classes, counts, "in this slice");
   }
+  S.refreshLists = refreshLists;
 
   // ---- propagation -------------------------------------------------------------------------
   async function copyNext() {
@@ -262,53 +233,34 @@
   }
 
   // ---- load, save, submit, review -----------------------------------------------------------
-  async function loadSide() {
-    const cs = await api("GET", `/api/tasks/${tid}/comments`);
-    document.getElementById("comments").replaceChildren(...cs.map((c) => el("li", {}, el("b", {}, c.author), ` (v${c.version}): `, c.text)));
-    const hist = await api("GET", `/api/tasks/${tid}/history`);
-    document.getElementById("history").replaceChildren(...hist.map((h) => el("li", {},
-      el("a", { href: `/api/tasks/${tid}/volume/export.nii.gz?version=${h.version}` }, `v${h.version}`),
-      ` ${h.kind} by ${h.author || "pre-label"}, ${h.segments} segments, ${h.created_at.slice(0, 16).replace("T", " ")}`)));
-    document.getElementById("export").href = `/api/tasks/${tid}/volume/export.nii.gz?version=${S.version}`;
-  }
+  const exports = (v) => [["export", `/api/tasks/${tid}/volume/export.nii.gz?version=${v}`]];
 
   async function load() {
-    S.task = await api("GET", `/api/tasks/${tid}`);
-    S.project = await api("GET", `/api/projects/${S.task.project_id}`);
-    S.info = await api("GET", `/api/tasks/${tid}/volume`);
-    for (const c of S.project.schema) classes.set(c.id, c);
-    S.category = (S.project.schema.find((c) => c.isthing) || S.project.schema[0]).id;
-    S.segments = S.info.segments.map(({ id, category_id, iscrowd }) => ({ id, category_id, iscrowd }));
-    S.version = S.info.version;
+    await L.start(S, tid, `/api/tasks/${tid}/volume`);
     const sel = document.getElementById("window");
-    for (const [name, w] of Object.entries(S.info.presets)) sel.append(el("option", { value: name }, name.replace("_", " ")));
+    for (const name of Object.keys(S.info.presets)) sel.append(el("option", { value: name }, name.replace("_", " ")));
     S.window = S.info.presets.default;
     sel.addEventListener("change", guard(async () => { S.window = S.info.presets[sel.value]; await go(S.axis, S.index); }));
-    S.axis = 2;
     await go(2, Math.floor(S.info.planes[2].slices / 2));
     const sh = S.info.shape, sp = S.info.spacing.map((v) => v.toFixed(2));
     status.textContent = `${S.task.image.filename} · ${sh.join("×")} · ${sp.join("×")} mm · ${S.info.orientation} · v${S.version}`;
-    await loadSide();
+    await L.side(S, tid, exports);
     S.ready = true;
   }
 
+  const dirtyPlanes = () => [...planes.values()].filter((p) => p.dirty);
   async function save() {
-    const dirty = [...planes.values()].filter((p) => p.dirty);
-    try {
-      const r = await api("PUT", `/api/tasks/${tid}/volume/labels`, {
-        base_version: S.version, segments: S.segments,
-        planes: dirty.map((p) => ({ axis: p.axis, index: p.index, runs: encodeRuns(p.labels) })),
-        seconds: Math.min((performance.now() - activeSince) / 1000, 86400) });
-      S.version = r.version; activeSince = performance.now();
-      dirty.forEach((p) => { p.dirty = false; });
-      S.dirty = false;
-      flash(`saved version ${S.version} (${dirty.length} slices sent, ${r.chunks_written} stored)`, "ok");
-      await loadSide();
-      return true;
-    } catch (e) {
-      if (e.status === 409) { flash(e.message + " — your edits are still here."); return false; }
-      throw e;
-    }
+    const dirty = dirtyPlanes();
+    const r = await L.put(`/api/tasks/${tid}/volume/labels`, {
+      base_version: S.version, segments: S.segments,
+      planes: dirty.map((p) => ({ axis: p.axis, index: p.index, runs: encodeRuns(p.labels) })),
+      seconds: Math.min((performance.now() - activeSince) / 1000, 86400) });
+    if (!r) return false;
+    S.version = r.version; activeSince = performance.now();
+    dirty.forEach((p) => { p.dirty = false; });
+    flash(`saved version ${S.version} (${dirty.length} slices sent, ${r.chunks_written} stored)`, "ok");
+    await L.side(S, tid, exports);
+    return true;
   }
   S.save = save;
 
@@ -325,25 +277,8 @@
   on("zoom-fit", "click", fit);
   on("copy-next", "click", copyNext);
   on("interpolate", "click", interpolate);
-  on("save", "click", save);
-  on("submit", "click", async () => {
-    if ([...planes.values()].some((p) => p.dirty) || S.version === 0) { if (!(await save())) return; }
-    await api("POST", `/api/tasks/${tid}/submit`);
-    flash("submitted for review", "ok");
-    location.href = `/projects/${S.task.project_id}`;
-  });
-  const decide = (decision) => async () => {
-    const t = document.getElementById("comment-text").value.trim();
-    await api("POST", `/api/tasks/${tid}/review`, { decision, comments: t ? [{ text: t }] : [] });
-    flash(decision === "accept" ? "accepted" : "rejected: back to the annotator", "ok");
-    location.href = `/projects/${S.task.project_id}`;
-  };
-  on("accept", "click", decide("accept"));
-  on("reject", "click", decide("reject"));
+  L.wire(S, tid, save, () => !REVIEW && dirtyPlanes().length > 0);
   window.addEventListener("resize", requestDraw);
-  window.addEventListener("beforeunload", (ev) => {
-    if (!REVIEW && [...planes.values()].some((p) => p.dirty)) { ev.preventDefault(); ev.returnValue = ""; }
-  });
   setTool(S.tool);
   guard(load)();
 })();
