@@ -176,3 +176,26 @@ def test_raster_without_crs_is_labelled_in_pixels(studio, tmp_path):
     _, tid = raster_task(st, tmp_path, 600, 400, name="plain.tif", crs=None)
     info = st.ok("annotator", "GET", f"/api/tasks/{tid}/raster")
     assert info["crs"] is None and "no CRS" in info["notes"][0]
+
+
+def matrix_raster(st, c) -> int:
+    """For the permission matrix (test_api.py): a raster task of the matrix's project, assigned
+    to ``annotator`` (made once, kept in the matrix's context ``c``)."""
+    if "raster" not in c:
+        from pathlib import Path
+
+        path = Path(c["folder"]).parent / "matrix-scene.tif"
+        write_raster(path, 700, 600)
+        c["raster_path"] = str(path)
+        r = st.ok("admin", "POST", f"/api/projects/{c['pid']}/rasters?wait=60",
+                  json={"path": str(path)})
+        st.ok("manager", "POST", f"/api/projects/{c['pid']}/assign", json={
+            "mode": "manual", "user_ids": [st.ids["annotator"]], "task_ids": [r["task_id"]]})
+        c["raster"] = r["task_id"]
+    return c["raster"]
+
+
+def matrix_raster_save(st, c) -> dict:
+    tid = matrix_raster(st, c)
+    return {"json": {"base_version": st.ok("admin", "GET", f"/api/tasks/{tid}")["version"],
+                     "segments": [], "tiles": []}}
