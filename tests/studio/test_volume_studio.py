@@ -195,6 +195,34 @@ def test_bad_saves_and_imports(studio, tmp_path):
     # an image task is not a volume
     img_task = st.ok("admin", "GET", f"/api/projects/{pid}/tasks")[0]["id"]
     assert st.call("admin", "GET", f"/api/tasks/{img_task}/volume").status_code == 404
+    # pre-labels skip the volume (they read images from the image store: it failed the job)
+    r = st.ok("manager", "PUT", f"/api/projects/{pid}/prelabel?wait=60",
+              json={"mode": "pipeline", "pipeline": "auto"})
+    assert r["prelabelled"] == 1
+    assert st.ok("admin", "GET", f"/api/tasks/{tid}")["version"] == 0
+
+
+def test_project_export_beside_a_volume(studio, tmp_path):
+    """A project's dataset export holds its images; its accepted volumes are exported per task
+    as NIfTI (the export read them from the image store and failed)."""
+    from tests.studio.conftest import labels_body
+
+    st = studio
+    pid, tid = volume_task(st, tmp_path)
+    img_task = st.ok("admin", "GET", f"/api/projects/{pid}/tasks")[0]["id"]
+    ids = np.zeros((96, 128), np.int32)
+    ids[10:20, 10:20] = 1
+    seg = [{"id": 1, "category_id": 2}]
+    st.ok("annotator", "PUT", f"/api/tasks/{img_task}/annotation", json=labels_body(st, img_task, ids, seg))
+    ax = np.zeros((SHAPE[1], SHAPE[0]), np.int32)
+    ax[3:5, 3:5] = 1
+    st.ok("annotator", "PUT", f"/api/tasks/{tid}/volume/labels", json={
+        "base_version": 0, "segments": seg, "planes": [{"axis": 2, "index": 1, "runs": runs(ax)}]})
+    for t in (img_task, tid):
+        st.ok("annotator", "POST", f"/api/tasks/{t}/submit")
+        st.ok("reviewer", "POST", f"/api/tasks/{t}/review", json={"decision": "accept"})
+    r = st.ok("manager", "POST", f"/api/projects/{pid}/export?wait=60", json={"format": "coco"})
+    assert r["n_images"] == 1
 
 
 def matrix_volume(st, c) -> int:

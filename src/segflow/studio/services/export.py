@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
 from segflow.studio.services import masks
-from segflow.studio.services.storage import ImageStore
+from segflow.studio.services.storage import LARGE_EXTS, ImageStore
 from segflow.studio.services.workflow import project_schema
 from segflow.studio.tables import Annotation, DatasetVersion, Image, Project, Task
 
@@ -32,7 +32,8 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
 
     schema = project_schema(p)
     rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
-                      .where(Task.project_id == p.id, Task.state == "accepted")
+                      .where(Task.project_id == p.id, Task.state == "accepted",
+                             Image.ext.notin_(LARGE_EXTS))  # exported per task, as NIfTI/GeoTIFF
                       .order_by(Task.id)).all()
     if not rows:
         raise SegflowError("export: no accepted tasks yet; review some work first")
