@@ -100,6 +100,7 @@ def _paint_save_reload(server, browser, tmp_path, width, height, name):  # noqa:
     cx, cy = 2 * C, 2 * C
     _zoom_in_at(page, cx, cy)
     assert page.evaluate("window.studio.level") == 0
+    page.evaluate("p => window.studio.zoomTo(window.studio.scale, p[0], p[1])", [cx, cy])  # centre it
     wait_js(page, "() => window.studio.labelsReady()", timeout=60)
     page.click("[data-tool=brush]")
     page.evaluate("window.studio.size = 30")
