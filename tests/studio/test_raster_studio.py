@@ -20,10 +20,12 @@ def scene_block(row: int, col: int, h: int, w: int) -> np.ndarray:
     """Pixels [row:row+h, col:col+w] of a synthetic aerial scene of any size: fields in a
     checkerboard of 600 px squares, with a road every 2,000 px (made window by window, so a
     20,000 x 20,000 raster never sits in memory)."""
-    yy, xx = np.mgrid[row:row + h, col:col + w]
-    v = np.where(((yy // 600) + (xx // 600)) % 2 == 0, 70, 140).astype(np.uint8)
-    v[(yy % 2000) < 24] = 220
-    v[(xx % 2000) < 24] = 220
+    y = np.arange(row, row + h)
+    x = np.arange(col, col + w)
+    odd = ((y // 600) % 2 == 1)[:, None] ^ ((x // 600) % 2 == 1)[None, :]  # no h x w int64 temps
+    v = np.where(odd, np.uint8(140), np.uint8(70))
+    v[y % 2000 < 24] = 220
+    v[:, x % 2000 < 24] = 220
     return np.stack([v, (v * 0.8).astype(np.uint8), (v // 2).astype(np.uint8)])
 
 
