@@ -250,3 +250,43 @@ def matrix_volume_save(st, c) -> dict:
 def matrix_interpolate(st, c) -> dict:
     z = runs(np.zeros((SHAPE[1], SHAPE[0]), np.int32))
     return {"json": {"a": {"axis": 2, "index": 0, "runs": z}, "b": {"axis": 2, "index": 3, "runs": z}}}
+
+
+def test_dicom_series_opens_with_ct_windows(studio, tmp_path):
+    """A DICOM series (made with pydicom, files shuffled) opens with its slice order, spacing
+    and the CT window presets; the export has the series' affine; a series with a missing slice
+    is refused with one line and adds nothing."""
+    pytest.importorskip("pydicom")
+    from PIL import Image
+
+    from segflow.volume.display import CT_WINDOWS, apply_window
+    from segflow.volume.io import read_volume
+    from tests.test_volume_io import _dicom_series
+
+    st = studio
+    pid = setup_project(st, 1, task_type="semantic")["pid"]
+    rng = np.random.default_rng(2)
+    vol = rng.integers(-1000, 1500, (7, 12, 10)).astype(np.int16)
+    _dicom_series(tmp_path / "ct", vol, order=[3, 0, 6, 1, 5, 2, 4])
+    r = st.ok("admin", "POST", f"/api/projects/{pid}/volumes", json={"path": str(tmp_path / "ct")})
+    ref = read_volume(tmp_path / "ct")
+    assert r["shape"] == [10, 12, 7] and np.allclose(r["spacing"], (0.9, 0.7, 2.5))
+    tid = r["task_id"]
+    info = st.ok("admin", "GET", f"/api/tasks/{tid}/volume")
+    assert info["modality"] == "CT"
+    assert {k: tuple(v) for k, v in info["presets"].items() if k != "default"} == {
+        k: CT_WINDOWS[k] for k in ("lung", "soft_tissue", "bone")}
+    lv, wd = CT_WINDOWS["bone"]
+    png = st.ok("admin", "GET", f"/api/tasks/{tid}/volume/planes/2/3.png", params={"level": lv, "width": wd})
+    got = np.asarray(Image.open(io.BytesIO(png.content)))
+    assert np.array_equal(got, apply_window(ref.array[:, :, 3], lv, wd).T[::-1])
+    nii = tmp_path / "out.nii.gz"
+    nii.write_bytes(st.ok("admin", "GET", f"/api/tasks/{tid}/volume/export.nii.gz").content)
+    import nibabel as nib
+
+    assert np.allclose(nib.load(str(nii)).affine, ref.affine)
+    _dicom_series(tmp_path / "gap", vol, drop=(3,))
+    before = len(st.ok("admin", "GET", f"/api/projects/{pid}/tasks"))
+    bad = st.call("admin", "POST", f"/api/projects/{pid}/volumes", json={"path": str(tmp_path / "gap")})
+    assert bad.status_code == 400 and "\n" not in bad.json()["detail"], bad.text
+    assert len(st.ok("admin", "GET", f"/api/projects/{pid}/tasks")) == before

@@ -200,32 +200,31 @@ def planes_to_chunks(db: Session, task: Task, item: LargeItem, base_version: int
     return cur
 
 
-def label_volume(db: Session, task: Task, item: LargeItem, version: int) -> np.ndarray:
-    ni, nj, nk = item.meta["shape"]
-    out = np.zeros((ni, nj, nk), np.int32)
-    for key, row in chunks.latest(db, task.id, version).items():
-        out[:, :, int(key[1:])] = chunks.decode(row, (ni, nj))
-    return out
-
-
 def export_nifti(db: Session, task: Task, item: LargeItem, version: int, path: Path,
                  segments: list[dict], *, by: str = "class") -> Path:
     """The labels of ``version`` as a NIfTI with the scan's affine: class ids (``by="class"``)
-    or segment ids (``"segment"``)."""
+    or segment ids (``"segment"``), assembled slice by slice in the file's dtype (uint8 or
+    uint16), never as an int32 copy of the volume."""
     from segflow.volume.io import Volume, write_mask_volume
 
-    ids = label_volume(db, task, item, version)
-    if by == "class":
-        lut = np.zeros(int(ids.max()) + 1, np.int32)
-        for s in segments:
-            if s["id"] < lut.size:
-                lut[s["id"]] = s["category_id"]
-        ids = lut[ids]
+    lut = {s["id"]: (s["category_id"] if by == "class" else s["id"]) for s in segments}
+    hi = max(lut.values(), default=0)
+    if hi > 65535:
+        raise SegflowError(f"export: {by} ids up to {hi} do not fit a NIfTI mask (0..65535); "
+                           "export class ids")
     m = item.meta
-    shape = tuple(m["shape"])
-    like = Volume(np.broadcast_to(np.zeros((), np.uint8), shape), np.asarray(m["affine"]),
+    ni, nj, nk = m["shape"]
+    out = np.zeros((ni, nj, nk), np.uint8 if hi <= 255 else np.uint16)
+    for key, row in chunks.latest(db, task.id, version).items():
+        ids = chunks.decode(row, (ni, nj))
+        table = np.zeros(int(ids.max()) + 1, out.dtype)
+        for sid, v in lut.items():
+            if sid < table.size:
+                table[sid] = v
+        out[:, :, int(key[1:])] = table[ids]
+    like = Volume(np.broadcast_to(np.zeros((), np.uint8), (ni, nj, nk)), np.asarray(m["affine"]),
                   header={"sform_code": m.get("sform_code", 1), "qform_code": m.get("qform_code", 1)})
-    return write_mask_volume(path, ids, like)
+    return write_mask_volume(path, out, like)
 
 
 # ---- interpolation -----------------------------------------------------------------------
