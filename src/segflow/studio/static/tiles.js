@@ -81,7 +81,7 @@
         changed: () => { t.dirty = true; refreshLists(); requestDraw(); },
       });
       redrawTile(t);
-      labels.set(key, t); pending.delete(key); requestDraw();
+      labels.set(key, t); pending.delete(key); refreshLists(); requestDraw();
     }).catch((e) => { pending.delete(key); flash(e.message); });
     return undefined;
   }
