@@ -3,7 +3,6 @@ interpolation between painted slices, and the NIfTI export (``services.volumes``
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path as FsPath
@@ -12,36 +11,20 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from segflow.errors import SegflowError
 from segflow.studio.deps import current_user, get_db, project_for, require_role, task_for
-from segflow.studio.routes.projects import require_ack
+from segflow.studio.routes import large
 from segflow.studio.schemas import MAX_INT, Interpolate, PathId, Version, VolumeImport, VolumeLabelsIn
-from segflow.studio.services import chunks, masks, volumes
-from segflow.studio.services.workflow import project_schema
-from segflow.studio.tables import Annotation, Project, Task, User
+from segflow.studio.services import masks, volumes
+from segflow.studio.tables import User
 
 router = APIRouter(prefix="/api", tags=["volumes"])
 Axis = Annotated[int, Path(ge=0, le=2, description="0 sagittal, 1 coronal, 2 axial")]
 Index = Annotated[int, Path(ge=0, le=MAX_INT, description="slice number along the axis")]
 Window = Annotated[float | None, Query(ge=-1e12, le=1e12)]
-
-
-def _item(db: Session, t: Task):
-    try:
-        return volumes.volume_of(db, t)
-    except SegflowError as e:
-        raise HTTPException(404, str(e)) from None
-
-
-def _version(t: Task, version: int | None) -> int:
-    v = t.version if version is None else version
-    if v > t.version:
-        raise HTTPException(404, f"task {t.id} has no version {v}")
-    return v
 
 
 @router.post("/projects/{pid}/volumes", status_code=201,
@@ -60,10 +43,7 @@ def import_volume(pid: PathId, body: VolumeImport, request: Request,
 @router.get("/tasks/{tid}/volume", summary="A volume task's geometry, planes and window presets")
 def volume_info(tid: PathId, user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
-    a = db.scalar(select(Annotation).where(Annotation.task_id == tid, Annotation.version == t.version))
-    return {**volumes.info(_item(db, t)), "version": t.version,
-            "segments": [{k: s[k] for k in ("id", "category_id", "iscrowd")} | {"area": s.get("area", 0)}
-                         for s in (a.segments if a else [])]}
+    return large.summary(db, t, volumes.info(large.item(db, t, "volume")))
 
 
 @router.get("/tasks/{tid}/volume/planes/{axis}/{index}.png", response_class=Response,
@@ -72,7 +52,7 @@ def plane_png(tid: PathId, axis: Axis, index: Index, level: Window = None, width
               user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     try:
-        png = volumes.plane_png(_item(db, t), axis, index, level, width)
+        png = volumes.plane_png(large.item(db, t, "volume"), axis, index, level, width)
     except SegflowError as e:
         raise HTTPException(422, str(e)) from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
@@ -83,14 +63,13 @@ def plane_png(tid: PathId, axis: Axis, index: Index, level: Window = None, width
 def plane_labels(tid: PathId, axis: Axis, index: Index, version: Version | None = None,
                  user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
-    v = _version(t, version)
+    v = large.version(t, version)
     try:
-        lab = volumes.label_plane(db, t, _item(db, t), axis, index, v)
+        lab = volumes.label_plane(db, t, large.item(db, t, "volume"), axis, index, v)
     except SegflowError as e:
         raise HTTPException(422, str(e)) from None
-    out = {"axis": axis, "index": index, "version": v, "height": lab.shape[0],
-           "width": lab.shape[1], "runs": masks.encode_runs(lab)}
-    return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
+    return large.runs_json({"axis": axis, "index": index, "version": v, "height": lab.shape[0],
+                            "width": lab.shape[1], "runs": masks.encode_runs(lab)})
 
 
 def _plane(item, p) -> np.ndarray:
@@ -109,27 +88,12 @@ def _plane(item, p) -> np.ndarray:
 def save_planes(tid: PathId, body: VolumeLabelsIn, user: User = Depends(current_user),
                 db: Session = Depends(get_db)) -> dict:
     t = task_for(db, user, tid)
-    if user.role != "annotator" or t.assignee_id != user.id:
-        raise HTTPException(403, "only the task's annotator saves its labels")
-    require_ack(db, user, t.project_id)
-    if t.state not in chunks.EDITABLE:
-        raise HTTPException(409, f"task {tid} is {t.state}; it can be edited when assigned or "
-                                 "rejected")
-    item = _item(db, t)
-    try:
+
+    def changed(item):
         planes = [(p.axis, p.index, _plane(item, p)) for p in body.planes]
-        changed = volumes.planes_to_chunks(db, t, item, min(body.base_version, t.version), planes)
-        return chunks.save(db, t, user.id, base_version=body.base_version, seconds=body.seconds,
-                           segments=[s.model_dump() for s in body.segments], changed=changed,
-                           schema=project_schema(db.get(Project, t.project_id)))
-    except (SegflowError, masks.MaskError) as e:
-        db.rollback()
-        raise HTTPException(422, f"planes: {e}") from None
-    except chunks.Conflict:
-        db.refresh(t)
-        raise HTTPException(409, f"conflict: task {tid} is at version {t.version} (you edited "
-                                 f"version {body.base_version}); reload it to see the other "
-                                 "changes — nothing was overwritten") from None
+        return volumes.planes_to_chunks(db, t, item, min(body.base_version, t.version), planes)
+
+    return large.save(db, user, t, "volume", body, changed)
 
 
 @router.post("/tasks/{tid}/volume/interpolate",
@@ -139,7 +103,7 @@ def interpolate(tid: PathId, body: Interpolate, user: User = Depends(current_use
     t = task_for(db, user, tid)
     if user.role != "annotator" or t.assignee_id != user.id:
         raise HTTPException(403, "interpolation is for the task's annotator")
-    item = _item(db, t)
+    item = large.item(db, t, "volume")
     a, b = (body.a, body.b) if body.a.index <= body.b.index else (body.b, body.a)
     if a.axis != b.axis:
         raise HTTPException(422, "a, b: both planes must be on the same axis")
@@ -161,13 +125,12 @@ def export(tid: PathId, version: Version | None = None,
            by: Literal["class", "segment"] = Query("class", description="class ids or segment ids"),
            user: User = Depends(current_user), db: Session = Depends(get_db)):
     t = task_for(db, user, tid)
-    v = _version(t, version)
-    item = _item(db, t)
-    a = db.scalar(select(Annotation).where(Annotation.task_id == tid, Annotation.version == v))
+    v = large.version(t, version)
+    item = large.item(db, t, "volume")
     fd, tmp = tempfile.mkstemp(suffix=".nii.gz")
     os.close(fd)
     try:
-        volumes.export_nifti(db, t, item, v, FsPath(tmp), a.segments if a else [], by=by)
+        volumes.export_nifti(db, t, item, v, FsPath(tmp), large.segments_of(db, t, v), by=by)
     except SegflowError as e:
         os.unlink(tmp)
         raise HTTPException(422, str(e)) from None

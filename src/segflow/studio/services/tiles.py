@@ -159,13 +159,6 @@ def _build_preview(r, dst: Path, progress) -> str:
     return str(dst)
 
 
-def raster_of(db: Session, task: Task) -> LargeItem:
-    it = db.get(LargeItem, task.image_id)
-    if it is None or it.kind != "raster":
-        raise SegflowError(f"task {task.id} is not a raster")
-    return it
-
-
 def info(item: LargeItem) -> dict:
     m = item.meta
     nx, ny = label_grid(m)

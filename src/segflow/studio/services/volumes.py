@@ -101,17 +101,6 @@ def import_volume(db: Session, data_dir: Path, project, path: str) -> dict:
             "spacing": meta["spacing"], "orientation": meta["orientation"]}
 
 
-def item_of(db: Session, task: Task) -> LargeItem | None:
-    return db.get(LargeItem, task.image_id)
-
-
-def volume_of(db: Session, task: Task) -> LargeItem:
-    it = item_of(db, task)
-    if it is None or it.kind != "volume":
-        raise SegflowError(f"task {task.id} is not a volume")
-    return it
-
-
 def info(item: LargeItem) -> dict:
     from segflow.volume.display import CT_WINDOWS
 
