@@ -4,6 +4,16 @@
 "use strict";
 
 const segflowLarge = {
+  // the page's viewer element (id), its mode and the elements every viewer uses; null elsewhere
+  page(id) {
+    const root = document.getElementById(id);
+    if (!root) return null;
+    const canvas = document.getElementById("canvas");
+    return { root, REVIEW: root.dataset.review === "1", tid: Number(root.dataset.tid), canvas,
+      ctx: canvas.getContext("2d"), viewport: document.getElementById("viewport"),
+      status: document.getElementById("status") };
+  },
+
   // labelmap.js edits on one chunk: labels, W, H and dirty are the chunk's, the rest (segments,
   // size, category, current, project) the viewer state S's
   chunkEdits(S, classes, chunk, hooks) {

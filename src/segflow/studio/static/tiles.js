@@ -8,16 +8,10 @@
 "use strict";
 
 (function () {
-  const root = document.getElementById("tiles");
-  if (!root) return;
-  const REVIEW = root.dataset.review === "1";
-  const tid = Number(root.dataset.tid);
-  const canvas = document.getElementById("canvas");
-  const ctx = canvas.getContext("2d");
-  const viewport = document.getElementById("viewport");
-  const status = document.getElementById("status");
+  const L = segflowLarge, page = L.page("tiles");
+  if (!page) return;
+  const { REVIEW, tid, canvas, ctx, viewport, status } = page;
   const { decodeRuns, encodeRuns } = segflowRuns;
-  const L = segflowLarge;
   const EDIT_SCALE = 0.5;
 
   const S = {  // viewer state, exposed as window.studio for tests and the console

@@ -9,16 +9,10 @@
 "use strict";
 
 (function () {
-  const root = document.getElementById("volume");
-  if (!root) return;
-  const REVIEW = root.dataset.review === "1";
-  const tid = Number(root.dataset.tid);
-  const canvas = document.getElementById("canvas");
-  const ctx = canvas.getContext("2d");
-  const viewport = document.getElementById("viewport");
-  const status = document.getElementById("status");
+  const L = segflowLarge, page = L.page("volume");
+  if (!page) return;
+  const { REVIEW, tid, canvas, ctx, viewport, status } = page;
   const { decodeRuns, encodeRuns } = segflowRuns;
-  const L = segflowLarge;
 
   const S = {  // viewer state, exposed as window.studio for tests and the console
     task: null, project: null, info: null, axis: 2, index: 0, W: 0, H: 0, labels: null,
