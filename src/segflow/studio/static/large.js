@@ -54,6 +54,17 @@ const segflowLarge = {
       `#${s.id} ${(classes.get(s.category_id) || {}).name || "?"}: ${counts.get(s.id) || 0} px ${where}`)));
   },
 
+  setTool(S, t) {
+    S.tool = t;
+    document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === t));
+  },
+
+  // add the pixels per segment id of `labels` to the Map `counts`
+  count(counts, labels) {
+    for (let i = 0; i < labels.length; i++) if (labels[i]) counts.set(labels[i], (counts.get(labels[i]) || 0) + 1);
+    return counts;
+  },
+
   setCategory(S, classes, cid) {
     S.category = cid;
     const cur = S.segments.find((s) => s.id === S.current);

@@ -222,14 +222,10 @@
     for (const c of classes.values()) if (c.hotkey && c.hotkey.toLowerCase() === k) { L.setCategory(S, classes, c.id); return; }
   }));
   document.addEventListener("keyup", (ev) => { if (ev.key === " ") spaceDown = false; });
-  function setTool(t) {
-    S.tool = t;
-    document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === t));
-    requestDraw();
-  }
+  function setTool(t) { L.setTool(S, t); requestDraw(); }
   function refreshLists() {
     const counts = new Map();
-    for (const t of labels.values()) for (let i = 0; i < t.labels.length; i++) if (t.labels[i]) counts.set(t.labels[i], (counts.get(t.labels[i]) || 0) + 1);
+    for (const t of labels.values()) L.count(counts, t.labels);
     L.lists(S, classes, counts, "in loaded tiles");
   }
   S.refreshLists = refreshLists;

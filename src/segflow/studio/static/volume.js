@@ -182,15 +182,9 @@
   }));
   document.addEventListener("keyup", (ev) => { if (ev.key === " ") spaceDown = false; });
 
-  function setTool(t) {
-    S.tool = t;
-    document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === t));
-    requestDraw();
-  }
+  function setTool(t) { L.setTool(S, t); requestDraw(); }
   function refreshLists() {
-    const counts = new Map();
-    if (S.labels) for (let i = 0; i < S.labels.length; i++) if (S.labels[i]) counts.set(S.labels[i], (counts.get(S.labels[i]) || 0) + 1);
-    L.lists(S, classes, counts, "in this slice");
+    L.lists(S, classes, S.labels ? L.count(new Map(), S.labels) : new Map(), "in this slice");
   }
   S.refreshLists = refreshLists;
 
