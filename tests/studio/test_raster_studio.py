@@ -105,12 +105,23 @@ def test_pyramid_tiles_save_and_exports(studio, tmp_path):
     d = st.ok("annotator", "GET", f"/api/tasks/{tid}/raster/labels/1/0")
     assert np.array_equal(decode_runs(d["runs"], d["height"], d["width"]), b)
     assert st.ok("annotator", "GET", f"/api/tasks/{tid}/raster")["segments"][0]["area"] == 200 * 162
+    # a later save changes one tile: the areas add the stored tiles' counts to the new ones
+    b2 = b.copy()
+    b2[300:310, 0:50] = 1
+    r2 = st.ok("annotator", "PUT", f"/api/tasks/{tid}/raster/labels", json={
+        **body, "base_version": 1, "tiles": [{"tx": 1, "ty": 0, "runs": runs(b2)}]})
+    assert r2["chunks_written"] == 1
+    assert st.ok("annotator", "GET", f"/api/tasks/{tid}/raster")["segments"][0]["area"] == 200 * 162 + 500
+    assert st.ok("annotator", "GET", f"/api/tasks/{tid}/raster/labels/1/0?version=1")["runs"] == runs(b)
+    r3 = st.ok("annotator", "PUT", f"/api/tasks/{tid}/raster/labels", json={
+        **body, "base_version": 2, "tiles": [{"tx": 1, "ty": 0, "runs": runs(b)}]})
+    assert r3["version"] == 3
     with st.app.state.sessions() as s:
         from sqlalchemy import func, select
 
         from segflow.studio.tables import LabelChunk
 
-        assert s.scalar(select(func.count()).select_from(LabelChunk).where(LabelChunk.task_id == tid)) == 2
+        assert s.scalar(select(func.count()).select_from(LabelChunk).where(LabelChunk.task_id == tid)) == 4
     # GeoTIFF: class ids at the painted pixels, the raster's CRS and transform
     tif = tmp_path / "labels.tif"
     tif.write_bytes(st.ok("annotator", "GET", f"/api/tasks/{tid}/raster/export.tif").content)

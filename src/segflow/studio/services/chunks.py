@@ -30,15 +30,15 @@ class Conflict(Exception):
     """Someone saved since ``base_version``; nothing was written."""
 
 
-def _latest_rows(db: Session, tid: int, version: int, keys=None):
+def _latest_rows(db: Session, tid: int, version: int, keys=None, what=(LabelChunk,)):
     newest = (select(LabelChunk.key, func.max(LabelChunk.version).label("v"))
               .where(LabelChunk.task_id == tid, LabelChunk.version <= version))
     if keys is not None:
         newest = newest.where(LabelChunk.key.in_(list(keys)))
     newest = newest.group_by(LabelChunk.key).subquery()
-    return select(LabelChunk).join(newest, (LabelChunk.key == newest.c.key)
-                                   & (LabelChunk.version == newest.c.v)
-                                   ).where(LabelChunk.task_id == tid)
+    return select(*what).join(newest, (LabelChunk.key == newest.c.key)
+                              & (LabelChunk.version == newest.c.v)
+                              ).where(LabelChunk.task_id == tid)
 
 
 def latest(db: Session, tid: int, version: int, keys=None) -> dict[str, LabelChunk]:
@@ -48,8 +48,10 @@ def latest(db: Session, tid: int, version: int, keys=None) -> dict[str, LabelChu
     return {r.key: r for r in db.scalars(_latest_rows(db, tid, version, keys))}
 
 
-def stored_keys(db: Session, tid: int, version: int) -> list[str]:
-    return [r.key for r in db.scalars(_latest_rows(db, tid, version))]
+def latest_counts(db: Session, tid: int, version: int) -> dict[str, dict]:
+    """Pixels per segment id of every stored chunk as of ``version`` (without the runs)."""
+    q = _latest_rows(db, tid, version, what=(LabelChunk.key, LabelChunk.counts))
+    return dict(db.execute(q).all())
 
 
 def decode(row: LabelChunk | None, shape: tuple[int, int]) -> np.ndarray:
@@ -89,8 +91,8 @@ def save(db: Session, task: Task, user_id: int, *, base_version: int, seconds: f
         counts_of[key] = c
     # the areas: chunks changed now plus the others as stored
     total: dict[int, int] = {}
-    for r in latest(db, tid, base_version).values():
-        for k, v in counts_of.get(r.key, r.counts).items():
+    for key, counts in latest_counts(db, tid, base_version).items():  # not the runs: 1000s of tiles
+        for k, v in counts_of.get(key, counts).items():
             total[int(k)] = total.get(int(k), 0) + int(v)
     for key, c in counts_of.items():
         if key not in old:
