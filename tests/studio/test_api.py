@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from tests.studio.conftest import blob_image, labels_body, png_bytes, setup_project
+from tests.studio.test_raster_studio import matrix_raster, matrix_raster_save
+from tests.studio.test_volume_studio import matrix_interpolate, matrix_volume, matrix_volume_save
 
 ROLES = ("admin", "manager", "annotator", "reviewer", "outsider")
 DENIED = (401, 403, 404)
@@ -191,6 +193,38 @@ MATRIX = [
         "POST", f"/api/tasks/{c['group']}/resolve", {"json": {"method": "pick",
                                                               "task_id": c["group"]}})),
     ("quality page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}/quality", {})),
+    # volumes (issue 14): a volume task assigned to annotator (tests/studio/test_volume_studio.py)
+    ("import a volume", {"admin"}, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/volumes", {"json": {"path": (
+            matrix_volume(st, c), c["volume_path"])[1]}})),
+    ("volume info", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume", {})),
+    ("volume plane image", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/planes/2/1.png", {})),
+    ("volume plane labels", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/labels/0/1", {})),
+    ("save volume planes", {"annotator"}, lambda st, c, r: (
+        "PUT", f"/api/tasks/{matrix_volume(st, c)}/volume/labels", matrix_volume_save(st, c))),
+    ("interpolate planes", {"annotator"}, lambda st, c, r: (
+        "POST", f"/api/tasks/{matrix_volume(st, c)}/volume/interpolate", matrix_interpolate(st, c))),
+    ("volume export", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_volume(st, c)}/volume/export.nii.gz", {})),
+    # rasters (issue 15): a raster task assigned to annotator (tests/studio/test_raster_studio.py)
+    ("import a raster", {"admin"}, lambda st, c, r: (
+        "POST", f"/api/projects/{c['pid']}/rasters", {"json": {"path": (
+            matrix_raster(st, c), c["raster_path"])[1]}})),
+    ("raster info", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_raster(st, c)}/raster", {})),
+    ("raster tile", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_raster(st, c)}/raster/tiles/1/0/0.png", {})),
+    ("raster label tile", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_raster(st, c)}/raster/labels/1/0", {})),
+    ("save raster tiles", {"annotator"}, lambda st, c, r: (
+        "PUT", f"/api/tasks/{matrix_raster(st, c)}/raster/labels", matrix_raster_save(st, c))),
+    ("raster GeoTIFF export", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_raster(st, c)}/raster/export.tif", {})),
+    ("raster GeoJSON export", {"admin", "manager", "annotator"},
+     lambda st, c, r: ("GET", f"/api/tasks/{matrix_raster(st, c)}/raster/export.geojson", {})),
     # pages are shells that load their data from the API above; without a session they redirect
     ("home page", EVERYONE, lambda st, c, r: ("GET", "/", {})),
     ("project page", EVERYONE, lambda st, c, r: ("GET", f"/projects/{c['pid']}", {})),

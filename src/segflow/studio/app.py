@@ -103,7 +103,18 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
 
     app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
-    from segflow.studio.routes import auth, docs, jobs, pages, projects, quality, tasks, training
+    from segflow.studio.routes import (
+        auth,
+        docs,
+        jobs,
+        pages,
+        projects,
+        quality,
+        rasters,
+        tasks,
+        training,
+        volumes,
+    )
 
     app.include_router(auth.router)
     app.include_router(projects.router)
@@ -111,6 +122,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     app.include_router(quality.router)
     app.include_router(jobs.router)
     app.include_router(training.router)
+    app.include_router(volumes.router)
+    app.include_router(rasters.router)
     app.include_router(pages.router)
     docs.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

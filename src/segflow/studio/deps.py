@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -132,3 +132,18 @@ def require_qualified(db: Session, user: User, t: Task) -> None:
     if t.kind != "qualification" and not quality.is_qualified(db, user, t.project_id):
         raise HTTPException(403, "pass the project's qualification first (GET "
                                  f"/api/projects/{t.project_id}/next-task serves it)")
+
+
+def answer(st: dict, response: Response) -> dict:
+    """A job's outcome as this request's answer (``services.jobs.outcome``)."""
+    from segflow.studio.services.jobs import outcome
+
+    code, body = outcome(st)
+    if code >= 400:
+        raise HTTPException(code, body["detail"])
+    response.status_code = code if code == 202 else response.status_code
+    return body
+
+
+WAIT = Query(2.0, ge=0, le=60, description="seconds to wait for the work to finish; after "
+                                           "that the answer is 202 with a job to poll")

@@ -254,3 +254,56 @@ class TaskOut(BaseModel):
     untouched_prelabel: bool
     qualification: bool = Field(description="a task of the training phase (scored against "
                                             "gold labels, with feedback)")
+
+# ---- large items: volumes (services.volumes) ------------------------------------------------
+
+
+class VolumeImport(Body):
+    path: str = Field(min_length=1, max_length=4096,
+                      description="a NIfTI file (.nii, .nii.gz), NRRD/MetaImage file or a folder "
+                                  "of one DICOM series, on the server")
+
+
+class PlaneLabels(Body):
+    axis: int = Field(ge=0, le=2, description="0 sagittal, 1 coronal, 2 axial (array axes i, j, k)")
+    index: int = Field(ge=0, le=MAX_INT)
+    runs: list[int] = Field(description="the displayed plane's labels as row-major runs "
+                                        "[id, length, ...] (as GET .../labels/{axis}/{index})")
+
+
+class VolumeLabelsIn(Body):
+    base_version: int = Field(ge=0, le=MAX_INT)
+    planes: list[PlaneLabels] = Field(max_length=4096, description="edited planes, applied in "
+                                                                   "order")
+    segments: list[Segment] = Field(max_length=1_000_000)
+    seconds: float = Field(0.0, ge=0, le=86400)
+
+
+class Interpolate(Body):
+    a: PlaneLabels = Field(description="a labelled plane")
+    b: PlaneLabels = Field(description="another plane on the same axis; the planes between "
+                                       "are returned, interpolated")
+
+
+# ---- large items: rasters (services.tiles) --------------------------------------------------
+
+
+class RasterImport(Body):
+    path: str = Field(min_length=1, max_length=4096,
+                      description="a GeoTIFF or COG on the server (it stays there; the studio "
+                                  "reads it by windows)")
+    bands: list[int] | None = Field(None, min_length=1, max_length=3,
+                                    description="1 or 3 bands, 1-based (e.g. [4, 3, 2])")
+
+
+class TileLabels(Body):
+    tx: int = Field(ge=0, le=MAX_INT)
+    ty: int = Field(ge=0, le=MAX_INT)
+    runs: list[int] = Field(description="the label tile's runs (as GET .../labels/{tx}/{ty})")
+
+
+class RasterLabelsIn(Body):
+    base_version: int = Field(ge=0, le=MAX_INT)
+    tiles: list[TileLabels] = Field(max_length=4096, description="edited label tiles")
+    segments: list[Segment] = Field(max_length=1_000_000)
+    seconds: float = Field(0.0, ge=0, le=86400)

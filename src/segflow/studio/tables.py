@@ -338,3 +338,29 @@ class QualityScore(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     heatmap: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # PNG overlay
     at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+class LargeItem(Base):
+    """An image too large to edit as one label map (a 3-D volume, a huge raster): where its
+    pixels are (``path``) and its geometry (``meta``). Its labels are stored in chunks."""
+
+    __tablename__ = "large_items"
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # volume | raster
+    path: Mapped[str] = mapped_column(String(1000))
+    meta: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class LabelChunk(Base):
+    """One chunk (a slice of a volume, a tile of a raster) of a large item's labels as saved in
+    ``version``: a save writes only the chunks it changed; a chunk at version v is its row with
+    the highest version <= v. ``counts``: pixels per segment id, for the areas."""
+
+    __tablename__ = "label_chunks"
+    __table_args__ = (UniqueConstraint("task_id", "key", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(32))
+    version: Mapped[int] = mapped_column(Integer)
+    runs: Mapped[bytes] = mapped_column(LargeBinary)  # zlib int32 runs (services.masks)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)  # {"id": pixels}

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from segflow.studio.deps import stamp
 from segflow.studio.schemas import ImageOut, TaskOut
-from segflow.studio.tables import Task
+from segflow.studio.tables import DatasetVersion, Task
 
 
 def with_views(q: Select) -> Select:
@@ -44,3 +44,9 @@ def task_json(db: Session, t: Task) -> TaskOut:
 
 def task_list(db: Session, q: Select) -> list[TaskOut]:
     return [task_out(t) for t in db.scalars(with_views(q))]
+
+
+def version_json(dv: DatasetVersion) -> dict:
+    return {"id": dv.id, "format": dv.format, "content_hash": dv.content_hash,
+            "n_images": dv.n_images, "created_at": stamp(dv.created_at),
+            "download": f"/api/projects/{dv.project_id}/exports/{dv.id}.zip"}

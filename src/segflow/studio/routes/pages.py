@@ -8,8 +8,10 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from segflow.studio.deps import optional_user
+from segflow.studio.deps import get_db, optional_user
 from segflow.studio.tables import User
 
 router = APIRouter(include_in_schema=False)
@@ -56,17 +58,39 @@ def quality_page(pid: int, request: Request, user: User | None = Depends(optiona
     return _page(request, user, "quality.html", pid=pid)
 
 
+LARGE_PAGES = {"volume": "volume.html", "raster": "tiles.html"}  # the viewer of each large item
+
+
+def _large_kind(db: Session, tid: int) -> str | None:
+    """'volume' or 'raster' for a task on a large item (its own viewer), else None (the 2-D editor). The
+    page itself shows nothing: its script asks the API, which checks who may see the task."""
+    from segflow.studio.tables import LargeItem, Task
+
+    if not 1 <= tid < 2**31:
+        return None
+    return db.scalar(select(LargeItem.kind).join(Task, Task.image_id == LargeItem.image_id)
+                     .where(Task.id == tid))
+
+
 @router.get("/tasks/{tid}/edit", response_class=HTMLResponse)
-def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
+def editor_page(tid: int, request: Request, user: User | None = Depends(optional_user),
+                db: Session = Depends(get_db)):
     import json
 
     from segflow.studio.services.workflow import TOOL_KEYS
 
+    kind = _large_kind(db, tid)
+    if kind in LARGE_PAGES:
+        return _page(request, user, LARGE_PAGES[kind], tid=tid, review=False)
     return _page(request, user, "editor.html", tid=tid, tool_keys=json.dumps(TOOL_KEYS))
 
 
 @router.get("/tasks/{tid}/review", response_class=HTMLResponse)
-def review_page(tid: int, request: Request, user: User | None = Depends(optional_user)):
+def review_page(tid: int, request: Request, user: User | None = Depends(optional_user),
+                db: Session = Depends(get_db)):
+    kind = _large_kind(db, tid)
+    if kind in LARGE_PAGES:
+        return _page(request, user, LARGE_PAGES[kind], tid=tid, review=True)
     return _page(request, user, "review.html", tid=tid)
 
 

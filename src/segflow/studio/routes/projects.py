@@ -3,7 +3,7 @@ export."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +12,8 @@ from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
 from segflow.studio.deps import (
     REVIEWABLE,
+    WAIT,
+    answer,
     current_user,
     get_db,
     latest_guideline,
@@ -31,7 +33,7 @@ from segflow.studio.schemas import (
     TaskOut,
     TaskState,
 )
-from segflow.studio.services import dashboard, jobs, quality, workflow
+from segflow.studio.services import dashboard, quality, workflow
 from segflow.studio.services.export import zip_version
 from segflow.studio.tables import (
     Acknowledgement,
@@ -43,7 +45,7 @@ from segflow.studio.tables import (
     Task,
     User,
 )
-from segflow.studio.views import task_list
+from segflow.studio.views import task_list, version_json
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -212,19 +214,6 @@ def ack_guideline(pid: PathId, version: PathId, user: User = Depends(current_use
 # ---- images, import, pre-labels, assignment ------------------------------------------------
 
 
-def answer(st: dict, response: Response) -> dict:
-    """A job's outcome as this request's answer (``services.jobs.outcome``)."""
-    code, body = jobs.outcome(st)
-    if code >= 400:
-        raise HTTPException(code, body["detail"])
-    response.status_code = code if code == 202 else response.status_code
-    return body
-
-
-WAIT = Query(2.0, ge=0, le=60, description="seconds to wait for the work to finish; after "
-                                           "that the answer is 202 with a job to poll")
-
-
 def _prelabel_job(request: Request, p: Project, user: User, task_ids=None) -> dict | None:
     """Pre-label the project's unlabelled tasks in the background (None: pre-labels are off)."""
     if (p.prelabel or {}).get("mode", "none") == "none":
@@ -352,12 +341,6 @@ def export(pid: PathId, body: ExportIn, request: Request, response: Response, wa
     app, uid = request.app, user.id
     st = app.state.jobs.submit("export", {"format": body.format}, project_id=p.id, user_id=uid)
     return answer(app.state.jobs.wait(st["id"], wait), response)
-
-
-def version_json(dv: DatasetVersion) -> dict:
-    return {"id": dv.id, "format": dv.format, "content_hash": dv.content_hash,
-            "n_images": dv.n_images, "created_at": stamp(dv.created_at),
-            "download": f"/api/projects/{dv.project_id}/exports/{dv.id}.zip"}
 
 
 @router.get("/{pid}/exports", summary="Dataset versions exported so far")

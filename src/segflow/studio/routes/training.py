@@ -12,8 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
-from segflow.studio.deps import current_user, get_db, project_for, require_role
-from segflow.studio.routes.projects import WAIT, answer
+from segflow.studio.deps import WAIT, answer, current_user, get_db, project_for, require_role
 from segflow.studio.schemas import MAX_INT, Body, PathId
 from segflow.studio.services import training
 from segflow.studio.tables import Member, Project, Task, User

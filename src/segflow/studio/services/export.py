@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
 from segflow.studio.services import masks
-from segflow.studio.services.storage import ImageStore
+from segflow.studio.services.storage import LARGE_EXTS, ImageStore
 from segflow.studio.services.workflow import project_schema
 from segflow.studio.tables import Annotation, DatasetVersion, Image, Project, Task
 
@@ -55,7 +55,8 @@ def export_project(db: Session, store: ImageStore, data_dir: Path, p: Project, f
                       .outerjoin(Annotation, (Annotation.task_id == Task.id)
                                  & (Annotation.version == Task.version))
                       .where(Task.project_id == p.id, Task.state == "accepted",
-                             Task.kind == "work")
+                             Task.kind == "work",
+                             Image.ext.notin_(LARGE_EXTS))  # exported per task, as NIfTI/GeoTIFF
                       .order_by(Task.id)).all()
     if not rows:
         raise SegflowError("export: no accepted tasks yet; review some work first")

@@ -17,6 +17,8 @@ from segflow.io import read_image
 
 EXTS = {"PNG": "png", "JPEG": "jpg", "TIFF": "tif", "BMP": "bmp", "WEBP": "webp"}
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+#: Image.ext of large items (services.volumes, services.tiles): not in this store, no 2-D labels
+LARGE_EXTS = ("vol", "geo")
 
 
 def display_name(name: str) -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from segflow.errors import SegflowError
 from segflow.studio.services.jobs import JobContext, kind
+from segflow.studio.services.storage import LARGE_EXTS
 from segflow.studio.tables import Image, Project, Task, User
 
 #: The presets a manager picks from: budget, device and model size.
@@ -175,7 +176,7 @@ def write_split_data(ctx: JobContext, p: Project, run: Path) -> dict:
         # the images' own tasks only: not qualification copies, honeypots or overlap copies
         rows = db.execute(select(Task, Image).join(Image, Image.id == Task.image_id)
                           .where(Task.project_id == p.id, Task.state == "accepted",
-                                 Task.kind == "work")
+                                 Task.kind == "work", Image.ext.notin_(LARGE_EXTS))
                           .order_by(Task.id)).all()
         split = assign_split(ctx.data_dir, p.id, [img.id for _, img in rows],
                              gold_image_ids(db, p))
@@ -190,6 +191,7 @@ def write_split_data(ctx: JobContext, p: Project, run: Path) -> dict:
                           (task_sample(db, ctx.store, schema, t, i) for t, i in items))
         todo = db.execute(select(Image).join(Task, Task.image_id == Image.id)
                           .where(Task.project_id == p.id, Task.kind == "work",
+                                 Image.ext.notin_(LARGE_EXTS),
                                  Task.state.in_(("new", "assigned")))
                           .order_by(Image.id).limit(2000)).scalars().all()
         (data / "unlabelled").mkdir(parents=True, exist_ok=True)

@@ -51,8 +51,8 @@ def import_folder(ctx: JobContext, params: dict) -> dict:
 
 @kind("export")
 def export(ctx: JobContext, params: dict) -> dict:
-    from segflow.studio.routes.projects import version_json
     from segflow.studio.services.export import export_project, zip_version
+    from segflow.studio.views import version_json
 
     with ctx.sessions() as db:
         dv = export_project(db, ctx.store, ctx.data_dir, db.get(Project, ctx.project_id),

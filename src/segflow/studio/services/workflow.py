@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from segflow.annotations import LabelSchema
 from segflow.errors import SegflowError
 from segflow.studio.services import masks
-from segflow.studio.services.storage import ImageStore, display_name
+from segflow.studio.services.storage import LARGE_EXTS, ImageStore, display_name
 from segflow.studio.tables import Annotation, Event, Image, Member, Project, Task, User, now
 
 
@@ -269,7 +269,8 @@ def apply_prelabels(db: Session, store: ImageStore, p: Project, *, task_ids=None
     """Pre-label the tasks that have no annotation yet (all, or those of ``task_ids``); returns
     how many got labels. Each task is committed on its own with the version moved from 0 to 1
     in one conditional UPDATE, so an annotator who saved meanwhile keeps their work."""
-    q = select(Task.id, Task.image_id).where(Task.project_id == p.id, Task.version == 0)
+    q = (select(Task.id, Task.image_id).join(Image, Image.id == Task.image_id)
+         .where(Task.project_id == p.id, Task.version == 0, Image.ext.notin_(LARGE_EXTS)))
     if task_ids is not None:
         q = q.where(Task.id.in_(task_ids))
     rows = db.execute(q.order_by(Task.id)).all()
