@@ -34,8 +34,13 @@ def test_small_loop_retrains_to_meet_the_brief(tmp_path):
     assert json.loads((tmp_path / "loop" / "loop.json").read_text())["rounds"][1]["verdict"] == MEETS
 
 
-def test_loop_rejects_a_pool_too_small(tmp_path):
+@pytest.mark.parametrize("field,value,match", [
+    ("n_pool", 10, "too small"), ("n_next", 0, "n_next must be"), ("seed", -1, "seed must be"),
+    ("seed", 2**63, "seed must be"), ("steps", (5,), "at least two"), ("steps", (5, 0), "positive"),
+])
+def test_loop_rejects_bad_settings_before_any_work(tmp_path, field, value, match):
     cfg = LoopConfig.small()
-    cfg.n_pool = 10
-    with pytest.raises(SegflowError, match="too small"):
-        run_loop(tmp_path, cfg)
+    setattr(cfg, field, value)
+    with pytest.raises(SegflowError, match=match):
+        run_loop(tmp_path / "out", cfg)
+    assert not (tmp_path / "out").exists()

@@ -116,9 +116,14 @@ def test_a_run_leaves_the_global_rngs_and_the_matplotlib_backend_alone(data, tmp
         matplotlib.use(old_backend)
 
 
-def test_hooks_must_be_hooks(data, tmp_path):
+def test_hooks_must_be_hooks_and_an_epoch_must_hold_a_step(data, tmp_path):
+    from segflow.errors import SegflowError
+
     with pytest.raises(TypeError, match="hooks must be"):
         Trainer(_cfg(data, tmp_path / "x"), progress=False, hooks=(print,))
+    # 8 images in batches of 4: 2 batches, so 3 accumulated batches never make a step
+    with pytest.raises(SegflowError, match="grad_accum 3 is more than the 2 batch"):
+        Trainer(_cfg(data, tmp_path / "x", grad_accum=3), progress=False)
 
 
 def test_volume_trainer_takes_the_same_hooks(tmp_path):

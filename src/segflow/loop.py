@@ -150,8 +150,14 @@ def run_loop(out: str | Path, cfg: LoopConfig | None = None, *, log=None) -> Loo
     from segflow.synth.export import export_synthetic
 
     cfg = cfg or LoopConfig()
-    if len(cfg.steps) < 2:
-        raise SegflowError("the loop needs a step budget for at least two rounds")
+    if len(cfg.steps) < 2 or any(not isinstance(s, int) or s < 1 for s in cfg.steps):
+        raise SegflowError("the loop needs a step budget (a positive integer) for at least two "
+                           "rounds")
+    for name in ("n_initial", "n_next", "n_test", "n_pool"):
+        if not 1 <= getattr(cfg, name) <= 100_000:
+            raise SegflowError(f"loop: {name} must be 1..100000, got {getattr(cfg, name)}")
+    if not 0 <= cfg.seed < 2**32:
+        raise SegflowError(f"loop: the seed must be 0..2^32-1, got {cfg.seed}")
     if cfg.n_initial + cfg.n_next * len(cfg.steps) > cfg.n_pool:
         raise SegflowError(f"a pool of {cfg.n_pool} images is too small for {cfg.n_initial} "
                            f"initial + {len(cfg.steps)} x {cfg.n_next} labelled images")

@@ -418,6 +418,10 @@ class Trainer(TrainLoop):
                            **self.task_step.model_args}
         bs = cfg.train.batch_size
         self.batches_per_epoch = max(1, math.ceil(len(train_idx) / bs))
+        if cfg.train.grad_accum > self.batches_per_epoch:
+            raise SegflowError(f"train.grad_accum {cfg.train.grad_accum} is more than the "
+                               f"{self.batches_per_epoch} batch(es) of an epoch ({len(train_idx)} "
+                               f"training images, batch_size {bs}); lower it")
         self.steps_per_epoch = max(1, self.batches_per_epoch // cfg.train.grad_accum)
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.data_fp = fingerprint(self.train_ds)
