@@ -172,3 +172,13 @@ def test_docs_work_offline(studio):
         assert a.status_code == 200 and len(a.content) > 100, u
     assert "http" not in r.headers["content-security-policy"]
     assert st.client.get("/redoc").status_code == 404  # ReDoc also needed a CDN
+
+
+def test_submit_refuses_a_closure_for_params(studio):
+    # the old closure form of submit reached the database and failed there as a 500 (the raster
+    # import still used it after the move to Huey); now it is refused where the mistake is
+    jobs = studio.app.state.jobs
+    with pytest.raises(TypeError, match="params must be a JSON dict"):
+        jobs.submit("noop", lambda progress: {}, project_id=None, user_id=None)
+    assert jobs.submit("noop", {}, project_id=None, user_id=None)["state"] in (
+        "queued", "running", "done")

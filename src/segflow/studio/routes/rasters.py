@@ -34,12 +34,8 @@ def import_raster(pid: PathId, body: RasterImport, request: Request, response: R
     project_for(db, user, pid, manage=True)
     app = request.app
 
-    def work(progress):
-        with app.state.sessions() as s:
-            return tiles.import_raster(s, app.state.data_dir, s.get(Project, pid), body.path,
-                                       body.bands, progress=progress)
-
-    st = app.state.jobs.submit("import", work, project_id=pid, user_id=user.id)
+    st = app.state.jobs.submit("import_raster", {"path": body.path, "bands": body.bands},
+                               project_id=pid, user_id=user.id)
     return answer(app.state.jobs.wait(st["id"], wait), response)
 
 

@@ -172,6 +172,9 @@ class Jobs:
         status."""
         if kind not in KINDS:
             raise SegflowError(f"unknown job kind {kind!r}")
+        if params is not None and not isinstance(params, dict):
+            # a programming error (the old closure form of submit): say so, not a database error
+            raise TypeError(f"job {kind!r}: params must be a JSON dict, got {type(params).__name__}")
         jid = uuid.uuid4().hex
         row = Job(id=jid, kind=kind, project_id=project_id, user_id=user_id, state="queued",
                   params=params or {}, progress={"done": 0, "total": 0}, attempt=1,

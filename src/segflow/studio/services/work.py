@@ -49,6 +49,17 @@ def import_folder(ctx: JobContext, params: dict) -> dict:
         return out
 
 
+@kind("import_raster")
+def import_raster(ctx: JobContext, params: dict) -> dict:
+    """Add a huge GeoTIFF (it stays where it is) as an image and a task; builds its preview
+    when it has no overviews (``services.tiles.import_raster``)."""
+    from segflow.studio.services import tiles
+
+    with ctx.sessions() as db:
+        return tiles.import_raster(db, ctx.data_dir, db.get(Project, ctx.project_id),
+                                   params["path"], params.get("bands"), progress=ctx.progress)
+
+
 @kind("export")
 def export(ctx: JobContext, params: dict) -> dict:
     from segflow.studio.services.export import export_project, zip_version
