@@ -275,3 +275,32 @@ def test_majority_mapping_names_clusters_by_overlap():
     labels = np.array([0, 0, 1, 1, 1, 2])
     gt = np.array([5, 5, 3, 3, 5, 7])
     assert majority_mapping(labels, gt, 4).tolist() == [5, 3, 7, 0]
+
+
+def _shift_ids(p: Panoptic, by: int) -> Panoptic:
+    seg = np.where(p.seg_ids > 0, p.seg_ids + by, 0).astype(np.int32)
+    return Panoptic(seg, [Segment(s.id + by, s.category_id, s.isthing, s.instance_id)
+                          for s in p.segments])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(panoptic_pair(), min_size=1, max_size=3))
+def test_pq_and_category_map_same_on_the_fast_and_the_general_path(images):
+    # ids below 256 take OpenCV's look-up table and 2-D histogram; ids shifted past 255 take
+    # the general numpy path: the results must not differ.
+    fast, general = PanopticEvaluator(SCHEMA), PanopticEvaluator(SCHEMA)
+    for cat, inst, pcat, pinst in images:
+        g, p = _to_panoptic(cat, inst), _to_panoptic(pcat, pinst)
+        assert (g.small_index() is not None) == bool(g.segments)  # no segments: general path
+        gs, ps = _shift_ids(g, 1000), _shift_ids(p, 700)
+        assert gs.small_index() is None
+        fast.update(g, p)
+        general.update(gs, ps)
+        want = np.full(cat.shape, 255, np.int32)
+        for s in g.segments:
+            want[g.seg_ids == s.id] = s.category_id
+        assert np.array_equal(g.category_map(), want)
+        assert np.array_equal(gs.category_map(), want)
+        assert g.category_map().dtype == gs.category_map().dtype
+    a, b = fast.compute(), general.compute()
+    assert a.per_class == b.per_class and a.pq == b.pq

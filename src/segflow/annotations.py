@@ -275,10 +275,35 @@ class Panoptic:
         pos = np.minimum(np.searchsorted(ids, flat), len(ids) - 1)
         return np.where(ids[pos] == flat, pos + 1, 0), ids
 
+    def small_index(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """:meth:`dense_index` as an ``(H, W)`` uint8 map, by one OpenCV table look-up, when
+        every segment id is below 256 (the usual case for one image's labels); else None. About
+        ten times faster than the general path on a 1-MP image: what scoring a submit uses."""
+        ids = np.array(sorted(s.id for s in self.segments), np.int64)
+        seg = self.seg_ids
+        if ids.size == 0 or ids[-1] > 255 or seg.size == 0 or seg.ndim != 2:
+            return None
+        lo, hi = int(seg.min()), int(seg.max())
+        if lo < 0 or hi > 255:
+            return None
+        import cv2
+
+        lut = np.zeros(256, np.uint8)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        return cv2.LUT(seg.astype(np.uint8), lut), ids
+
     def category_map(self, void: int = IGNORE_INDEX) -> np.ndarray:
         """Per-pixel class id (void pixels get ``void``)."""
-        dense, ids = self.dense_index()
         cat = {s.id: s.category_id for s in self.segments}
+        small = self.small_index() if 0 <= void < 256 else None
+        if small is not None and all(0 <= c < 256 for c in cat.values()):
+            import cv2
+
+            dense, ids = small
+            lut = np.full(256, void, np.uint8)
+            lut[1:len(ids) + 1] = [cat[i] for i in ids]
+            return cv2.LUT(dense, lut).astype(np.int32)
+        dense, ids = self.dense_index()
         lut = np.array([void] + [cat[i] for i in ids], np.int32)
         return lut[dense].reshape(self.seg_ids.shape)
 

@@ -65,10 +65,8 @@ class PanopticEvaluator:
             if s.category_id not in self.known:
                 raise SegflowError(f"{where or 'eval'}: segment {s.id} has unknown class "
                                    f"{s.category_id}; known: {sorted(self.known)}")
-        g, gids = gt.dense_index()
-        p, pids = pred.dense_index()
+        pairs, gids, pids = _pair_counts(gt, pred)
         ng, np_ = len(gids) + 1, len(pids) + 1
-        pairs = np.bincount(g * np_ + p, minlength=ng * np_).reshape(ng, np_)
         g_area = pairs.sum(1)
         p_area = pairs.sum(0)
         gseg = {s.id: s for s in gt.segments}
@@ -133,3 +131,22 @@ class PanopticEvaluator:
         allc = avg(self.schema.ids)
         return PanopticResult(allc["pq"], allc["sq"], allc["rq"], avg(self.schema.thing_ids),
                               avg(self.schema.stuff_ids), per_class, allc["n"])
+
+
+def _pair_counts(gt: Panoptic, pred: Panoptic) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels per (ground-truth segment, predicted segment) pair, as an ``(Sg + 1, Sp + 1)``
+    table over the dense indices (row and column 0: void), with both sorted id lists. Labels
+    with fewer than 256 segments (one image's labels, nearly always) take OpenCV's 2-D
+    histogram of two uint8 maps; others one ``bincount`` over int64 pair codes."""
+    gs, ps = gt.small_index(), pred.small_index()
+    if gs is not None and ps is not None and gt.seg_ids.size < 1 << 24:  # float32 counts exact
+        import cv2
+
+        (g, gids), (p, pids) = gs, ps
+        ng, np_ = len(gids) + 1, len(pids) + 1
+        hist = cv2.calcHist([g, p], [0, 1], None, [ng, np_], [0, ng, 0, np_])
+        return hist.astype(np.int64), gids, pids
+    g, gids = gt.dense_index()
+    p, pids = pred.dense_index()
+    ng, np_ = len(gids) + 1, len(pids) + 1
+    return np.bincount(g * np_ + p, minlength=ng * np_).reshape(ng, np_), gids, pids
