@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -147,3 +148,15 @@ def answer(st: dict, response: Response) -> dict:
 
 WAIT = Query(2.0, ge=0, le=60, description="seconds to wait for the work to finish; after "
                                            "that the answer is 202 with a job to poll")
+
+
+@contextlib.contextmanager
+def unprocessable(prefix: str = ""):
+    """Run the block; a :class:`SegflowError` from it (a value the library refuses: an index out
+    of range, an unknown class, ...) becomes 422 with its message, after ``prefix``."""
+    from segflow.errors import SegflowError
+
+    try:
+        yield
+    except SegflowError as e:
+        raise HTTPException(422, f"{prefix}{e}") from None

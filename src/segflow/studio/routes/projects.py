@@ -20,6 +20,7 @@ from segflow.studio.deps import (
     project_for,
     require_role,
     stamp,
+    unprocessable,
 )
 from segflow.studio.schemas import (
     Assign,
@@ -72,11 +73,9 @@ def project_json(db: Session, p: Project) -> dict:
 
 def _schema(body: Brief) -> list[dict]:
     classes = [c.model_dump() for c in body.schema_]
-    try:
+    with unprocessable("schema: "):
         workflow.check_hotkeys(classes)
         return LabelSchema.from_list(classes).to_list()
-    except SegflowError as e:
-        raise HTTPException(422, f"schema: {e}") from None
 
 
 def _apply_brief(p: Project, body: Brief) -> None:
@@ -96,11 +95,9 @@ def _targets(body: Brief, schema: list[dict]) -> list[str] | None:
         return None
     from segflow.assess.brief import check_classes, parse_brief
 
-    try:
+    with unprocessable():
         brief = parse_brief({"task": body.task_type, "targets": body.targets}, where="targets")
         check_classes(brief, [c["name"] for c in schema], where="targets")
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return [t.text for t in brief.targets]
 
 

@@ -8,14 +8,23 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 
 from segflow.errors import SegflowError
 from segflow.studio import large
-from segflow.studio.deps import WAIT, answer, current_user, get_db, project_for, require_role, task_for
+from segflow.studio.deps import (
+    WAIT,
+    answer,
+    current_user,
+    get_db,
+    project_for,
+    require_role,
+    task_for,
+    unprocessable,
+)
 from segflow.studio.schemas import MAX_INT, PathId, RasterImport, RasterLabelsIn, Version
 from segflow.studio.services import masks, tiles
 from segflow.studio.services.workflow import project_schema
@@ -50,10 +59,8 @@ def raster_info(tid: PathId, user: User = Depends(current_user), db: Session = D
 def raster_tile(tid: PathId, level: Annotated[int, Path(ge=0, le=64)], tx: Num, ty: Num,
                 user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
-    try:
+    with unprocessable():
         png = tiles.tile_png(large.item(db, t, "raster"), level, tx, ty)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -63,10 +70,8 @@ def raster_labels(tid: PathId, tx: Num, ty: Num, version: Version | None = None,
                   user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     v = large.version(t, version)
-    try:
+    with unprocessable():
         lab = tiles.label_tile(db, t, large.item(db, t, "raster"), tx, ty, v)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return large.runs_json({"tx": tx, "ty": ty, "version": v, "height": lab.shape[0],
                             "width": lab.shape[1], "runs": masks.encode_runs(lab)})
 
@@ -126,11 +131,9 @@ def export_geojson(tid: PathId, version: Version | None = None,
     tmp = FsPath(tempfile.mkdtemp(prefix="segflow-export-"))
     try:
         v, mask, schema = _export(db, user, tid, version, tmp)
-        try:
+        with unprocessable():
             vectorize_to_file(mask, tmp / "labels.geojson", to_crs=to_crs,
                               schema={"classes": schema.to_list()})
-        except SegflowError as e:
-            raise HTTPException(422, str(e)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -11,7 +11,6 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from segflow.errors import SegflowError
 from segflow.studio.deps import (
     REVIEWABLE,
     current_user,
@@ -22,6 +21,7 @@ from segflow.studio.deps import (
     require_role,
     stamp,
     task_for,
+    unprocessable,
 )
 from segflow.studio.schemas import AnnotationIn, Assist, PathId, Review, TaskOut, Version
 from segflow.studio.services import masks, quality
@@ -277,10 +277,8 @@ def assist(tid: PathId, body: Assist, request: Request, user: User = Depends(cur
         raise HTTPException(403, "assist tools are for the task's annotator")
     img = db.get(Image, t.image_id)
     image = request.app.state.store.read(img.sha256, img.ext)
-    try:
+    with unprocessable():
         region = run_assist(image, body.tool, point=body.point, box=body.box, method=body.method,
                             k=body.k, n_segments=body.n_segments)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return {"width": img.width, "height": img.height, "pixels": int(region.sum()),
             "runs": masks.encode_runs(region.astype(np.int32))}

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from segflow.errors import SegflowError
-from segflow.studio.deps import WAIT, answer, current_user, get_db, project_for, require_role
+from segflow.studio.deps import WAIT, answer, current_user, get_db, project_for, require_role, unprocessable
 from segflow.studio.schemas import MAX_INT, Body, PathId
 from segflow.studio.services import training
 from segflow.studio.tables import Member, Project, Task, User
@@ -53,10 +53,8 @@ def presets(user: User = Depends(current_user)) -> dict:
 def start_training(pid: PathId, body: TrainIn, request: Request,
                    user: User = Depends(current_user), db: Session = Depends(get_db)) -> dict:
     p = project_for(db, user, pid, manage=True)
-    try:
+    with unprocessable():
         training.check_request(p, body.model, body.preset)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     accepted = db.scalar(select(func.count()).select_from(Task).where(
         Task.project_id == pid, Task.state == "accepted"))
     if accepted < 3:

@@ -16,7 +16,7 @@ from starlette.background import BackgroundTask
 
 from segflow.errors import SegflowError
 from segflow.studio import large
-from segflow.studio.deps import current_user, get_db, project_for, require_role, task_for
+from segflow.studio.deps import current_user, get_db, project_for, require_role, task_for, unprocessable
 from segflow.studio.schemas import MAX_INT, Interpolate, PathId, Version, VolumeImport, VolumeLabelsIn
 from segflow.studio.services import masks, volumes
 from segflow.studio.tables import User
@@ -51,10 +51,8 @@ def volume_info(tid: PathId, user: User = Depends(current_user), db: Session = D
 def plane_png(tid: PathId, axis: Axis, index: Index, level: Window = None, width: Window = None,
               user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
-    try:
+    with unprocessable():
         png = volumes.plane_png(large.item(db, t, "volume"), axis, index, level, width)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -64,10 +62,8 @@ def plane_labels(tid: PathId, axis: Axis, index: Index, version: Version | None 
                  user: User = Depends(current_user), db: Session = Depends(get_db)) -> Response:
     t = task_for(db, user, tid)
     v = large.version(t, version)
-    try:
+    with unprocessable():
         lab = volumes.label_plane(db, t, large.item(db, t, "volume"), axis, index, v)
-    except SegflowError as e:
-        raise HTTPException(422, str(e)) from None
     return large.runs_json({"axis": axis, "index": index, "version": v, "height": lab.shape[0],
                             "width": lab.shape[1], "runs": masks.encode_runs(lab)})
 
