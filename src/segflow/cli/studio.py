@@ -73,6 +73,11 @@ def serve(
                                                  "(comma-separated IPs)."),
     queue: str = typer.Option(None, "--queue", help=QUEUE_HELP),
     queue_name: str = typer.Option("segflow", "--queue-name", help=QUEUE_NAME_HELP),
+    max_upload_mb: float = typer.Option(2048, "--max-upload-mb",
+                                        help="Largest image upload (one multipart request), "
+                                             "MiB; larger ones get 413."),
+    max_body_mb: float = typer.Option(128, "--max-body-mb",
+                                      help="Largest other request body (JSON labels), MiB."),
 ) -> None:
     """Serve the studio (FastAPI + SQLAlchemy; SQLite in WAL mode by default)."""
     if ctx.invoked_subcommand is not None:
@@ -90,7 +95,8 @@ def serve(
                       "on its own; give redis://... to share the count")
     application = _app(db, data, secure_cookies=secure_cookies, token_ttl_days=token_ttl_days,
                        rate_limit_storage=rate_limit_storage, store=store, queue=queue,
-                       queue_name=queue_name)  # migrates once, before any worker
+                       queue_name=queue_name, max_upload_mb=max_upload_mb,
+                       max_body_mb=max_body_mb)  # migrates once, before any worker
 
     if demo:
         from segflow.studio.services.demo import seed_demo
@@ -119,7 +125,9 @@ def serve(
                       SEGFLOW_STUDIO_TOKEN_TTL_DAYS=str(token_ttl_days),
                       SEGFLOW_STUDIO_RATE_LIMIT_STORAGE=rate_limit_storage,
                       SEGFLOW_STUDIO_STORE=store or "",
-                      SEGFLOW_STUDIO_QUEUE=queue or "", SEGFLOW_STUDIO_QUEUE_NAME=queue_name)
+                      SEGFLOW_STUDIO_QUEUE=queue or "", SEGFLOW_STUDIO_QUEUE_NAME=queue_name,
+                      SEGFLOW_STUDIO_MAX_UPLOAD_MB=str(max_upload_mb),
+                      SEGFLOW_STUDIO_MAX_BODY_MB=str(max_body_mb))
     uvicorn.run("segflow.studio.app:app_from_cli", factory=True, workers=workers, **opts)
 
 

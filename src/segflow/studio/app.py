@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
 
 from segflow.errors import SegflowError
 from segflow.studio import handlers
@@ -53,6 +55,63 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+MiB = 1 << 20
+#: default caps on a request body: uploads (multipart forms of images) and everything else
+#: (JSON: labels as runs, settings)
+MAX_UPLOAD_MB = 2048
+MAX_BODY_MB = 128
+
+
+class BodyLimit:
+    """413 for a request body over the cap: at once when Content-Length says so (nothing is
+    read), else when the bytes received pass it (chunked uploads). Multipart forms (image
+    uploads) have their own, larger cap. Nothing is stored from a refused request: routes
+    read their whole body before they write."""
+
+    def __init__(self, app, *, max_upload: int, max_body: int):
+        self.app, self.max_upload, self.max_body = app, max_upload, max_body
+
+    @staticmethod
+    def _detail(size: int | None, cap: int, upload: bool) -> str:
+        what = "upload" if upload else "request body"
+        opt = "--max-upload-mb" if upload else "--max-body-mb"
+        got = f" of {size / MiB:.1f} MiB" if size is not None else ""
+        return (f"the {what}{got} is over the studio's limit of {cap / MiB:g} MiB; send less at "
+                f"a time (or start the studio with a larger {opt})")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        cap = self.max_upload if upload else self.max_body
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                n = -1
+            if n < 0:
+                return await JSONResponse({"detail": "Content-Length: not a byte count"},
+                                          400)(scope, receive, send)
+            if n > cap:
+                return await JSONResponse({"detail": self._detail(n, cap, upload)},
+                                          413, headers={"Connection": "close"})(scope, receive,
+                                                                                send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > cap:  # FastAPI passes an HTTPException from the body read on
+                    raise HTTPException(413, self._detail(None, cap, upload))
+            return message
+
+        await self.app(scope, counted, send)
+
+
 def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{(Path(data_dir) / 'studio.db').resolve()}"
 
@@ -62,7 +121,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
                login_limit_per_user: str = "10/15 minutes",
                login_limit_per_ip: str = "50/15 minutes", secure_cookies: bool = False,
                store: str | None = None, queue: str | None = None,
-               queue_name: str = "segflow", job_lease_s: float = 60.0) -> FastAPI:
+               queue_name: str = "segflow", job_lease_s: float = 60.0,
+               max_upload_mb: float = MAX_UPLOAD_MB, max_body_mb: float = MAX_BODY_MB) -> FastAPI:
     """Build the app: migrate the database to the newest schema, open the image store.
 
     ``token_ttl_days``: lifetime of API bearer tokens. ``rate_limit_storage``: where failed
@@ -72,6 +132,9 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     arrive over HTTPS get Secure cookies anyway, including those a trusted proxy forwards
     with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``).
 
+    ``max_upload_mb`` caps a multipart request (image uploads), ``max_body_mb`` any other
+    request body: larger ones get 413 with the limit and the option that raises it.
+
     ``queue``: where background jobs go; None runs them on Huey's SQLite queue in the data
     folder with worker threads of this process, ``redis://host:6379/0`` sends them to
     ``segflow worker`` processes (``services.jobs``)."""
@@ -79,6 +142,9 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
 
     if not (0 < token_ttl_days <= 3650):
         raise SegflowError(f"token TTL: {token_ttl_days} days; use a number of days from 1 to 3650")
+    for opt, v in (("--max-upload-mb", max_upload_mb), ("--max-body-mb", max_body_mb)):
+        if not (isinstance(v, (int, float)) and 0 < v <= 1 << 20):  # NaN fails both
+            raise SegflowError(f"{opt}: {v}; give a positive size in MiB, at most 1048576")
     limits = LoginLimits(login_limit_per_user, login_limit_per_ip, rate_limit_storage)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -101,6 +167,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
                           lease_s=job_lease_s, store=app.state.store)
     handlers.install(app)
 
+    app.add_middleware(BodyLimit, max_upload=int(max_upload_mb * MiB),
+                       max_body=int(max_body_mb * MiB))
     app.add_middleware(SecurityHeaders, secure_cookies=secure_cookies)
 
     from segflow.studio.routes import (
@@ -141,4 +209,7 @@ def app_from_cli() -> FastAPI:
                                                         "memory://"),
                       store=os.environ.get("SEGFLOW_STUDIO_STORE") or None,
                       queue=os.environ.get("SEGFLOW_STUDIO_QUEUE") or None,
-                      queue_name=os.environ.get("SEGFLOW_STUDIO_QUEUE_NAME", "segflow"))
+                      queue_name=os.environ.get("SEGFLOW_STUDIO_QUEUE_NAME", "segflow"),
+                      max_upload_mb=float(os.environ.get("SEGFLOW_STUDIO_MAX_UPLOAD_MB",
+                                                         MAX_UPLOAD_MB)),
+                      max_body_mb=float(os.environ.get("SEGFLOW_STUDIO_MAX_BODY_MB", MAX_BODY_MB)))
