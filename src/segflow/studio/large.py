@@ -51,6 +51,18 @@ def runs_json(out: dict) -> Response:
     return Response(json.dumps(out, separators=(",", ":")), media_type="application/json")
 
 
+def labels_response(where: dict, v: int, lab) -> Response:
+    """One chunk of labels (a volume plane, a raster tile) at version ``v`` as runs, with
+    ``where`` it is (axis/index, tx/ty)."""
+    return runs_json({**where, "version": v, "height": lab.shape[0], "width": lab.shape[1],
+                      "runs": masks.encode_runs(lab)})
+
+
+def png_response(png: bytes) -> Response:
+    """A rendered view (a plane, a tile): cached by the browser, private to the user."""
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
 def save(db: Session, user: User, t: Task, kind: str, body,
          changed: Callable[[LargeItem], dict]) -> dict:
     """Store the chunks ``changed(item)`` returns as a new version (the task's annotator only);

@@ -61,7 +61,7 @@ def raster_tile(tid: PathId, level: Annotated[int, Path(ge=0, le=64)], tx: Num, 
     t = task_for(db, user, tid)
     with unprocessable():
         png = tiles.tile_png(large.item(db, t, "raster"), level, tx, ty)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return large.png_response(png)
 
 
 @router.get("/tasks/{tid}/raster/labels/{tx}/{ty}",
@@ -72,8 +72,7 @@ def raster_labels(tid: PathId, tx: Num, ty: Num, version: Version | None = None,
     v = large.version(t, version)
     with unprocessable():
         lab = tiles.label_tile(db, t, large.item(db, t, "raster"), tx, ty, v)
-    return large.runs_json({"tx": tx, "ty": ty, "version": v, "height": lab.shape[0],
-                            "width": lab.shape[1], "runs": masks.encode_runs(lab)})
+    return large.labels_response({"tx": tx, "ty": ty}, v, lab)
 
 
 @router.put("/tasks/{tid}/raster/labels", summary="Save edited label tiles as a new version (the "

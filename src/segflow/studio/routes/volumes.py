@@ -53,7 +53,7 @@ def plane_png(tid: PathId, axis: Axis, index: Index, level: Window = None, width
     t = task_for(db, user, tid)
     with unprocessable():
         png = volumes.plane_png(large.item(db, t, "volume"), axis, index, level, width)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return large.png_response(png)
 
 
 @router.get("/tasks/{tid}/volume/labels/{axis}/{index}",
@@ -64,8 +64,7 @@ def plane_labels(tid: PathId, axis: Axis, index: Index, version: Version | None 
     v = large.version(t, version)
     with unprocessable():
         lab = volumes.label_plane(db, t, large.item(db, t, "volume"), axis, index, v)
-    return large.runs_json({"axis": axis, "index": index, "version": v, "height": lab.shape[0],
-                            "width": lab.shape[1], "runs": masks.encode_runs(lab)})
+    return large.labels_response({"axis": axis, "index": index}, v, lab)
 
 
 def _plane(item, p) -> np.ndarray:
