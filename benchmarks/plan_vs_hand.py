@@ -11,8 +11,9 @@ Arms (both through `segflow.train.Trainer`, the code behind `segflow train`):
   only hand-written semantic config, used as is on every domain); instance = Mask R-CNN of
   benchmarks/train_maskrcnn.py; panoptic = U-Net + Mask R-CNN fused as in
   benchmarks/train_panoptic.py, the budget split as there (56% U-Net, 44% Mask R-CNN). Its
-  step count is the budget divided by the measured seconds per step (3 timed steps after 1
-  warm-up, `segflow.train.throughput`), as benchmarks/train_unet.py calibrates its steps.
+  step count is the budget divided by the measured seconds per step (the median of 5 timed
+  steps after 2 warm-up steps, `segflow.train.throughput`, as the planner times its own), as
+  benchmarks/train_unet.py calibrates its steps.
 * plan: `segflow.train.plan.auto_train` (`segflow train DATA --minutes N`): fingerprint,
   choices, timed steps, training.
 

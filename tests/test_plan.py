@@ -142,7 +142,7 @@ def test_same_data_and_budget_give_the_same_plan(tiny, tmp_path):
     cache = tmp_path / "tp.json"
     a = make_plan(tiny, minutes=2, out="runs/x", cache=cache)
     b = make_plan(tiny, minutes=2, out="runs/x", cache=cache)
-    assert a.throughput_source.startswith("3 timed steps")
+    assert a.throughput_source.startswith("median of 5 timed steps")
     assert b.throughput_source.startswith("cached")
     assert a.config == b.config
     assert a.steps == round_steps(a.steps) and a.steps >= 1

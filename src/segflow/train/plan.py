@@ -386,8 +386,9 @@ def measure_seconds_per_step(cfg: dict, device: str, *, cache: Path | None = Non
     probe = json.loads(json.dumps(cfg))
     probe["train"]["max_steps"] = 10
     probe["data"]["val_fraction"] = 0.0
-    steps = 3 if device == "cpu" else 10
-    s = seconds_per_step(parse_config(probe, "plan probe"), device=device, steps=steps)
+    steps, warmup = (5, 2) if device == "cpu" else (10, 3)
+    s = seconds_per_step(parse_config(probe, "plan probe"), device=device, steps=steps,
+                         warmup=warmup)
     if cache is not None:
         table[key] = round(s, 4)
         try:
@@ -397,7 +398,7 @@ def measure_seconds_per_step(cfg: dict, device: str, *, cache: Path | None = Non
             os.replace(tmp, cache)
         except OSError:
             pass  # a read-only home: the plan is still right, only not cached
-    return s, f"{steps} timed steps after 1 warm-up"
+    return s, f"median of {steps} timed steps after {warmup} warm-up steps"
 
 
 def steps_for_budget(seconds: float, s_per_step: float, *, n_train: int, n_val: int, batch: int,
@@ -498,9 +499,9 @@ def make_plan(data: str | Path, *, task: str | None = None, minutes: float | Non
             eval_s = 0.35 * sps / batch * area / cfg["train"]["crop"] ** 2
         # planning and start-up are paid from the budget by a fixed rule (never by the time
         # they took, which would make the plan depend on the machine's mood): reading the
-        # images, ~0.05 s each; the timed steps and the trainer's start, ~6 steps; the last
+        # images, ~0.05 s each; the timed steps and the trainer's start, ~9 steps; the last
         # checkpoint and curves, ~10 s
-        overhead = 0.05 * fp.n_read + 6 * sps + 10
+        overhead = 0.05 * fp.n_read + 9 * sps + 10
         budget = minutes * 60 - overhead
         n = steps_for_budget(budget, sps, n_train=max(1, n_train), n_val=n_val, batch=batch,
                              eval_s_per_image=eval_s)

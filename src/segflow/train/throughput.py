@@ -12,11 +12,17 @@ import time
 from segflow.train.config import TrainConfig
 
 
-def seconds_per_step(cfg: TrainConfig, *, device: str = "cpu", steps: int = 3,
-                     warmup: int = 1, clock: str = "wall") -> float:
+def seconds_per_step(cfg: TrainConfig, *, device: str = "cpu", steps: int = 5,
+                     warmup: int = 2, clock: str = "wall") -> float:
     """Median time of ``steps`` full training steps (data loading, augmentation, forward,
     backward, optimiser) of ``cfg`` after ``warmup`` untimed ones. Nothing is written: the
     model is built, stepped and thrown away.
+
+    Two warm-up steps and the median of five: in a fresh process the first steps after the
+    first one still run slow (kernels and memory pools settling), and with 1 + 3 the
+    measured time of the same config moved by 25% between a fresh and a warmed process
+    (0.76 vs 0.61 s on the agriculture U-Net, benchmarks/plan_vs_hand.py), which moves the
+    planned step count as much.
 
     ``clock="wall"`` measures wall time (what a user's budget means). ``clock="cpu"`` measures
     the process's CPU time divided by torch's thread count: the wall time the step would take
