@@ -238,6 +238,34 @@ if (projEl) {
     flash(`${r.added} images imported (${r.format})${bad}`, r.failed.length ? "error" : "ok");
     loadProject(); loadTasks(); loadStats();
   });
+  on("large-kind", "change", () => {
+    const raster = document.getElementById("large-kind").value === "raster";
+    document.getElementById("large-bands").hidden = !raster;
+    document.getElementById("large-path").placeholder = raster ? "/data/maps/scene.tif" : "/data/ct/case01.nii.gz";
+  });
+  on("add-large", "submit", async (ev) => {
+    ev.preventDefault();
+    const kind = document.getElementById("large-kind").value;
+    const body = { path: document.getElementById("large-path").value.trim() };
+    if (kind === "volume") {
+      const r = await api("POST", `/api/projects/${pid}/volumes`, body);
+      flash(`volume added as task ${r.task_id} (${r.shape.join(" x ")} voxels)`, "ok");
+    } else {
+      const bands = document.getElementById("large-bands").value.trim();
+      if (bands) {
+        body.bands = bands.split(/[\s,]+/).filter(Boolean).map(Number);
+        if (body.bands.some((b) => !Number.isInteger(b) || b < 1)) {
+          flash("bands: give 1 or 3 band numbers from 1, e.g. 4,3,2", "error");
+          return;
+        }
+      }
+      const r = await apiJob("POST", `/api/projects/${pid}/rasters`, body);
+      const notes = r.notes && r.notes.length ? `; ${r.notes.join("; ")}` : "";
+      flash(`raster added as task ${r.task_id} (${r.width} x ${r.height} px, ${r.crs || "no CRS"})${notes}`, "ok");
+    }
+    document.getElementById("large-path").value = "";
+    loadProject(); loadTasks(); loadStats();
+  });
   on("prelabel", "submit", async (ev) => {
     ev.preventDefault();
     const mode = document.getElementById("pl-mode").value, arg = document.getElementById("pl-arg").value;
