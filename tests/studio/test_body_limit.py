@@ -81,6 +81,9 @@ def test_an_upload_over_its_cap_is_413_and_adds_no_image(small):
     assert small.call("manager", "POST", f"/api/projects/{pid}/images", files=fine).status_code == 201
     small.ok("manager", "POST", f"/api/projects/{pid}/images",
              files=[("files", ("b.png", png_bytes(blob_image(3)), "image/png"))])
+    # a form sent to any other route has the JSON cap: 0.5 MB is over it
+    r = small.call("manager", "POST", f"/api/projects/{pid}/guidelines", files=fine)
+    assert r.status_code == 413 and "--max-body-mb" in r.json()["detail"], r.text
 
 
 @pytest.mark.parametrize("bad", [0, -1, math.nan, math.inf, 2.0**63, "12"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -60,13 +61,16 @@ MiB = 1 << 20
 #: (JSON: labels as runs, settings)
 MAX_UPLOAD_MB = 2048
 MAX_BODY_MB = 128
+#: the one route that takes files (POST /api/projects/{pid}/images); a form sent anywhere else
+#: has the JSON cap
+UPLOAD_PATH = re.compile(r"/api/projects/[^/]+/images")
 
 
 class BodyLimit:
     """413 for a request body over the cap: at once when Content-Length says so (nothing is
-    read), else when the bytes received pass it (chunked uploads). Multipart forms (image
-    uploads) have their own, larger cap. Nothing is stored from a refused request: routes
-    read their whole body before they write."""
+    read), else when the bytes received pass it (chunked uploads). Image uploads (a multipart
+    form sent to the upload route) have their own, larger cap. Nothing is stored from a
+    refused request: routes read their whole body before they write."""
 
     def __init__(self, app, *, max_upload: int, max_body: int):
         self.app, self.max_upload, self.max_body = app, max_upload, max_body
@@ -83,7 +87,8 @@ class BodyLimit:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
-        upload = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        upload = (headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+                  and UPLOAD_PATH.fullmatch(scope.get("path", "")) is not None)
         cap = self.max_upload if upload else self.max_body
         length = headers.get(b"content-length")
         if length is not None:
