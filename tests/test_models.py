@@ -229,6 +229,31 @@ def test_instances_from_semantic_split_touching_blobs():
     assert (covered == (sem == 3)).all()
 
 
+def test_a_learned_distance_map_seeds_only_at_real_peaks():
+    """A distance head that has not learned (a near-zero map with small bumps) must not cut
+    objects into pieces: each region without a peak of at least min_peak stays whole, and a
+    map with one clear peak per object still splits touching objects."""
+    from segflow.models.panoptic import instances_from_semantic
+
+    sem = np.ones((60, 100), np.int64)
+    yy, xx = np.mgrid[:60, :100]
+    discs = [(yy - 30) ** 2 + (xx - cx) ** 2 <= 17**2 for cx in (30, 62)]
+    for d in discs:
+        sem[d] = 3
+    flat = (0.02 + 0.01 * np.random.default_rng(0).random((60, 100))).astype(np.float32)
+    pieces = instances_from_semantic(sem, _schema(), distance=flat, min_area=4, min_peak=None)
+    assert len(pieces) > 2  # the bug: every bump of the flat map seeded an object
+    whole = instances_from_semantic(sem, _schema(), distance=flat, min_area=4)
+    assert len(whole) == 1 and (whole.items[0].mask.astype(bool) == (sem == 3)).all()
+    learned = np.zeros((60, 100), np.float32)
+    for cx in (30, 62):
+        learned = np.maximum(learned, np.clip(1 - np.hypot(yy - 30, xx - cx) / 17, 0, 1))
+    split = instances_from_semantic(sem, _schema(), distance=learned, min_area=4)
+    assert len(split) == 2
+    a, b = (i.mask.astype(bool) for i in split.items)
+    assert a[30, 30] != b[30, 30] and a[30, 62] != b[30, 62] and a[30, 30] != a[30, 62]
+
+
 def test_mask_rcnn_trains_from_a_config_and_predicts(tmp_path):
     from segflow.predict.predictor import Predictor
 

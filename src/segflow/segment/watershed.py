@@ -18,6 +18,7 @@ def watershed(
     distance: np.ndarray | None = None,
     min_distance: int = 7,
     compactness: float = 0.0,
+    min_peak: float | None = None,
 ) -> np.ndarray:
     """Split a binary foreground mask into objects.
 
@@ -39,6 +40,10 @@ def watershed(
         with a distance head predicts; values outside the mask are ignored.
     min_distance : int
         Minimum distance between automatic seeds, about the smallest object radius.
+    min_peak : float, optional
+        Seeds only at peaks of ``distance`` at least this high (a learned map that is 1 at
+        object centres: its flat, near-zero stretches have many tiny local maxima that would
+        cut one object into pieces). A component with no such peak stays one object.
 
     Returns
     -------
@@ -60,7 +65,10 @@ def watershed(
         dist = np.where(m > 0, dist, np.float32(0))
     if markers is None:
         n_cc, cc = cv2.connectedComponents(m, connectivity=8, ltype=cv2.CV_32S)
-        peaks = peak_local_max(dist, min_distance=min_distance, labels=cc, exclude_border=False)
+        if min_peak is not None and not np.isfinite(min_peak):
+            raise ParameterError(f"watershed: min_peak must be a finite number, got {min_peak}")
+        peaks = peak_local_max(dist, min_distance=min_distance, labels=cc, exclude_border=False,
+                               threshold_abs=min_peak)
         markers = np.zeros(m.shape, np.int32)
         markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
         # A component without a peak (flat, or all of it under another's min_distance): one seed
