@@ -137,8 +137,8 @@ def create_app(db_url: str | None = None, data_dir: str | Path = "studio-data", 
     arrive over HTTPS get Secure cookies anyway, including those a trusted proxy forwards
     with ``X-Forwarded-Proto: https`` (uvicorn's ``--forwarded-allow-ips``).
 
-    ``max_upload_mb`` caps a multipart request (image uploads), ``max_body_mb`` any other
-    request body: larger ones get 413 with the limit and the option that raises it.
+    ``max_upload_mb`` caps an image upload (a multipart request to the upload route),
+    ``max_body_mb`` any other request body: larger ones get 413 with the limit and the option that raises it.
 
     ``queue``: where background jobs go; None runs them on Huey's SQLite queue in the data
     folder with worker threads of this process, ``redis://host:6379/0`` sends them to
