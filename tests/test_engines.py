@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +15,9 @@ import pytest
 
 from segflow.io import write_image
 from segflow.pipeline import load_pipeline, run_pipeline
+from tests.conftest import free_port, moto_s3
 
 ROOT = Path(__file__).resolve().parents[1]
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-          "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _images(root: Path) -> Path:
@@ -53,26 +45,8 @@ def _summary(run_json: bytes) -> list[tuple]:
 @pytest.fixture(scope="module")
 def s3():
     """moto's S3 server on loopback; the usual AWS environment points at it."""
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    port = _free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("bucket")
-    yield fs, env
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    server.stop()
+    with moto_s3("bucket") as (fs, env):
+        yield fs, env
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +118,7 @@ def _one_line(p, *needles):
 
 def test_bad_engine_input_is_one_line(tmp_path):
     src = _images(tmp_path / "in")
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     _one_line(_cli("run", "otsu", src, "-o", tmp_path / "o1", "--engine", "ray",
                    "--ray-address", f"127.0.0.1:{port}"), "cannot reach a Ray cluster")
     _one_line(_cli("run", "otsu", src, "-o", tmp_path / "o2", "--engine", "spark"),

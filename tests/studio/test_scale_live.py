@@ -18,34 +18,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import free_port, moto_s3
 from tests.studio.conftest import blob_image, pg_schema, png_bytes
-from tests.studio.test_serve import _free_port
 from tests.studio.test_training import redis_url
 
 ROOT = Path(__file__).resolve().parents[2]
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-          "AWS_DEFAULT_REGION": "us-east-1"}
 PW = "scale-pass-123"
 
 
 @pytest.fixture
-def s3(monkeypatch):
-    pytest.importorskip("s3fs")
-    server_mod = pytest.importorskip("moto.server")
-    port = _free_port()
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**S3_ENV, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("studio-images")
-    yield fs
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
+def s3():
+    with moto_s3("studio-images") as (fs, _):
+        yield fs
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -87,7 +71,7 @@ def test_two_web_processes_and_a_worker_share_postgresql_s3_and_redis(s3, tmp_pa
             s.commit()
         app.state.jobs.shutdown()
         app.state.engine.dispose()
-        port = _free_port()
+        port = free_port()
         web = _start(["studio", "--db", db, "--data", str(data), "--port", str(port),
                       "--workers", "2", "--store", store, "--queue", redis,
                       "--queue-name", name], tmp_path / "web.log")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import free_port
 from tests.studio.conftest import pg_schema, png_bytes
 from tests.test_cli import assert_one_line_error, segflow
 
@@ -50,14 +50,6 @@ def test_secure_cookies(tmp_path):
 # ---- kill -9 during saves -------------------------------------------------------------------
 
 SIDE = 200
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _serve(db_url: str | None, data, port: int) -> subprocess.Popen:
@@ -105,7 +97,7 @@ def test_kill_9_during_saves_loses_no_acknowledged_save(tmp_path, db_url):
                        role=role))
         s.commit()
     app.state.engine.dispose()
-    port = _free_port()
+    port = free_port()
     srv = _serve(db_url, data, port)
     try:
         c = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
