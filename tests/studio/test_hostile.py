@@ -221,3 +221,19 @@ def test_full_or_read_only_exports_folder_is_a_clear_error(studio, monkeypatch):
         r = st.call("manager", "POST", f"/api/projects/{pid}/export", json={"format": "coco"})
         assert r.status_code == code, r.text
         assert "exports" in r.json()["detail"] and "retry" in r.json()["detail"]
+
+
+def test_server_paths_with_control_characters_are_422(studio):
+    """A NUL in a raster path reached os.path.realpath and answered 500; every server path
+    (folder import, volume, raster, pre-label checkpoint) is now checked in the schema."""
+    ctx = setup_project(studio, 1, task_type="semantic")
+    pid = ctx["pid"]
+    for method, url, body in (
+            ("POST", f"/api/projects/{pid}/rasters", {"path": "/data/a\x00.tif"}),
+            ("POST", f"/api/projects/{pid}/volumes", {"path": "/data/ct\x00.nii"}),
+            ("POST", f"/api/projects/{pid}/import", {"path": "/data/\nset"}),
+            ("PUT", f"/api/projects/{pid}/prelabel", {"mode": "checkpoint",
+                                                      "checkpoint": "/m\x00.pt"})):
+        r = studio.call("admin", method, url, json=body)
+        assert r.status_code == 422, (url, r.status_code, r.text)
+        assert "control characters" in r.json()["detail"], r.text

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from segflow.formats import FORMAT_NAMES
 from segflow.studio.services.assist import THRESHOLD_TOOL_METHODS
@@ -20,6 +20,16 @@ Id = Annotated[int, Field(ge=1, le=MAX_INT)]
 Coord = Annotated[float, Field(ge=-MAX_SIDE, le=MAX_SIDE)]  # finite: Body forbids NaN and inf
 PathId = Annotated[int, Path(ge=1, le=MAX_INT)]
 Version = Annotated[int, Query(ge=0, le=MAX_INT)]
+
+
+def _plain_path(v: str) -> str:
+    if any(ord(c) < 32 for c in v):  # a NUL reached os.path as a 500
+        raise ValueError("a server path cannot contain control characters (NUL, newline, tab)")
+    return v
+
+
+#: a path on the server (import folders, volumes, rasters, checkpoints)
+ServerPath = Annotated[str, AfterValidator(_plain_path)]
 TaskState = Literal["new", "assigned", "submitted", "rejected", "accepted"]
 
 
@@ -101,7 +111,7 @@ class GuidelineIn(Body):
 
 
 class ImportFolder(Body):
-    path: str = Field(min_length=1, max_length=4096,
+    path: ServerPath = Field(min_length=1, max_length=4096,
                       description="a folder on the server: images, or a dataset in any format "
                                   "segflow reads (its labels become pre-labels)")
     format: str | None = Field(None, max_length=32,
@@ -113,7 +123,7 @@ class Prelabel(Body):
     pipeline: str | None = Field(None, max_length=200,
                                  description="pipeline name or 'auto' (segflow inspect "
                                              "suggests one from the images)")
-    checkpoint: str | None = Field(None, max_length=4096,
+    checkpoint: ServerPath | None = Field(None, max_length=4096,
                                    description="path of a trained checkpoint on the server")
     class_id: int | None = Field(None, ge=0, le=65535,
                                  description="class given to pipeline foreground regions")
@@ -259,7 +269,7 @@ class TaskOut(BaseModel):
 
 
 class VolumeImport(Body):
-    path: str = Field(min_length=1, max_length=4096,
+    path: ServerPath = Field(min_length=1, max_length=4096,
                       description="a NIfTI file (.nii, .nii.gz), NRRD/MetaImage file or a folder "
                                   "of one DICOM series, on the server")
 
@@ -289,7 +299,7 @@ class Interpolate(Body):
 
 
 class RasterImport(Body):
-    path: str = Field(min_length=1, max_length=4096,
+    path: ServerPath = Field(min_length=1, max_length=4096,
                       description="a GeoTIFF or COG on the server (it stays there; the studio "
                                   "reads it by windows)")
     bands: list[int] | None = Field(None, min_length=1, max_length=3,
